@@ -3,3 +3,5 @@
 //! a bounded coin cache over a backing store, and Core-compatible set statistics (MuHash3072,
 //! `hash_serialized_3`).
 #![forbid(unsafe_code)]
+
+pub mod muhash;
