@@ -2,6 +2,39 @@
 //! [`bitcoin::OutPoint`], block application with Bitcoin Core's bookkeeping rules, undo data for reorgs,
 //! a bounded coin cache over a backing store, and Core-compatible set statistics (MuHash3072,
 //! `hash_serialized_3`).
+//!
+//! ```
+//! use utxo_core::{UtxoSet, format_btc};
+//!
+//! let set = UtxoSet::new();
+//! let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin);
+//! let undo = set.apply_block(&genesis, 0).unwrap();
+//! let stats = set.stats();
+//! assert_eq!((stats.txouts, format_btc(stats.total_amount)), (0, "0.00000000".to_string()));
+//! set.disconnect_block(&genesis, 0, &undo).unwrap();
+//! ```
+//!
+//! What this crate deliberately does not do: files, networks, threads of its own, script or
+//! signature validation (like Core's `-assumevalid`), proof-of-work and header checks.
 #![forbid(unsafe_code)]
 
+mod changes;
+mod coin;
+pub mod compress;
+mod connect;
+mod error;
 pub mod muhash;
+mod params;
+mod set;
+mod stats;
+mod sync;
+mod undo;
+
+pub use changes::ChangeSet;
+pub use coin::{Coin, SCRIPT_SIZE_MAX, is_unspendable};
+pub use compress::DecodeError;
+pub use error::{ApplyError, DisconnectError};
+pub use params::{COINBASE_MATURITY, ChainParams};
+pub use set::{Connected, SHARDS_DEFAULT, SHARDS_MAX, SetOptions, UtxoSet};
+pub use stats::{UtxoStats, bogosize, format_btc, hash_serialized_3, txout_ser};
+pub use undo::{BlockUndo, TxUndo, UNDO_SPENDS_MAX, UNDO_TXS_MAX};
