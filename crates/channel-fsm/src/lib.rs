@@ -1,6 +1,10 @@
 //! A sans-IO, deterministic multi-party payment-channel state machine whose funding, commitment, penalty
 //! and closing transactions are real Bitcoin transactions.
 //!
-//! Not built yet: this crate is filled by the payment-channel work (see the project's issues). It
-//! deliberately exports nothing until then, so nobody builds on a fake API.
+//! Layers, bottom-up:
+//! - [`sig`]: one signing / verification interface, libsecp256k1 by default, k256 behind `k256-backend`.
+//! - [`keys`]: BOLT 3 per-commitment secrets (Appendix D) with O(log n) storage, key derivation (Appendix E).
 #![forbid(unsafe_code)]
+
+pub mod keys;
+pub mod sig;

@@ -1,0 +1,361 @@
+//! The signature layer: one small signing / verification interface ([`SigBackend`]) with
+//! libsecp256k1 (through `bitcoin::secp256k1`) as the default backend and k256 (pure Rust, feature
+//! `k256-backend`) as the alternative. ECDSA is deterministic (RFC 6979) and low-S; Schnorr is BIP340.
+//!
+//! Messages are 32-byte digests: that is all Bitcoin and the channel protocol sign, and it is what the
+//! `bitcoin::secp256k1` 0.29 API accepts. The k256 backend additionally offers BIP340 over messages of
+//! any length ([`K256Backend::schnorr_sign_raw`]).
+
+use std::sync::OnceLock;
+
+use bitcoin::secp256k1::{self, All, Keypair, Message, Secp256k1, SecretKey, XOnlyPublicKey};
+
+/// Why a signature operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SigError {
+    /// The 32 bytes are not a valid secret key (zero or ≥ the group order).
+    #[error("invalid secret key")]
+    InvalidSecretKey,
+    /// The bytes are not a valid public key (not on the curve, bad prefix, x ≥ p).
+    #[error("invalid public key")]
+    InvalidPublicKey,
+    /// The 64 bytes are not a well-formed signature (r or s out of range).
+    #[error("malformed signature")]
+    MalformedSignature,
+    /// The signature does not verify (includes high-S ECDSA signatures).
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// A signing / verification backend. Implementations are zero-sized; keys are prepared once
+/// (parsing a point costs a square root) and reused.
+pub trait SigBackend: Send + Sync + 'static {
+    /// A human-readable name for reports ("libsecp256k1", "k256").
+    const NAME: &'static str;
+    /// A prepared signing key (secret plus its public point).
+    type Keypair: Clone + Send + Sync;
+    /// A prepared ECDSA verification key.
+    type EcdsaPublic: Clone + Send + Sync;
+    /// A prepared BIP340 (x-only) verification key.
+    type XOnlyPublic: Clone + Send + Sync;
+
+    /// Prepares a signing key from its 32 big-endian bytes.
+    ///
+    /// # Errors
+    /// [`SigError::InvalidSecretKey`] when the scalar is zero or not below the group order.
+    fn keypair(secret: &[u8; 32]) -> Result<Self::Keypair, SigError>;
+    /// The compressed SEC1 public key (33 bytes) of a keypair.
+    fn ecdsa_public_bytes(keypair: &Self::Keypair) -> [u8; 33];
+    /// The BIP340 x-only public key (32 bytes) of a keypair.
+    fn xonly_public_bytes(keypair: &Self::Keypair) -> [u8; 32];
+    /// Parses a compressed SEC1 public key.
+    ///
+    /// # Errors
+    /// [`SigError::InvalidPublicKey`].
+    fn parse_ecdsa_public(bytes: &[u8; 33]) -> Result<Self::EcdsaPublic, SigError>;
+    /// Parses a BIP340 x-only public key.
+    ///
+    /// # Errors
+    /// [`SigError::InvalidPublicKey`].
+    fn parse_xonly_public(bytes: &[u8; 32]) -> Result<Self::XOnlyPublic, SigError>;
+    /// RFC 6979 deterministic, low-S ECDSA over a 32-byte digest; compact `r || s` encoding.
+    fn ecdsa_sign(keypair: &Self::Keypair, digest: &[u8; 32]) -> [u8; 64];
+    /// Verifies a compact ECDSA signature; high-S signatures are rejected (Bitcoin's LOW_S rule).
+    ///
+    /// # Errors
+    /// [`SigError::MalformedSignature`] or [`SigError::BadSignature`].
+    fn ecdsa_verify(
+        public: &Self::EcdsaPublic,
+        digest: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError>;
+    /// BIP340 signature over a 32-byte message with the given auxiliary randomness.
+    fn schnorr_sign(keypair: &Self::Keypair, msg: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64];
+    /// Verifies a BIP340 signature over a 32-byte message.
+    ///
+    /// # Errors
+    /// [`SigError::MalformedSignature`] or [`SigError::BadSignature`].
+    fn schnorr_verify(
+        public: &Self::XOnlyPublic,
+        msg: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError>;
+}
+
+/// The libsecp256k1 context shared by the whole crate (signing and verification tables).
+pub fn secp() -> &'static Secp256k1<All> {
+    static CTX: OnceLock<Secp256k1<All>> = OnceLock::new();
+    CTX.get_or_init(Secp256k1::new)
+}
+
+/// The default backend: Bitcoin Core's libsecp256k1, linked through `bitcoin::secp256k1`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Secp256k1Backend;
+
+/// The backend used by the channel state machine.
+pub type DefaultBackend = Secp256k1Backend;
+
+impl SigBackend for Secp256k1Backend {
+    const NAME: &'static str = "libsecp256k1";
+    type Keypair = Keypair;
+    type EcdsaPublic = secp256k1::PublicKey;
+    type XOnlyPublic = XOnlyPublicKey;
+
+    fn keypair(secret: &[u8; 32]) -> Result<Keypair, SigError> {
+        let sk = SecretKey::from_slice(secret).map_err(|_| SigError::InvalidSecretKey)?;
+        Ok(Keypair::from_secret_key(secp(), &sk))
+    }
+    fn ecdsa_public_bytes(keypair: &Keypair) -> [u8; 33] {
+        keypair.public_key().serialize()
+    }
+    fn xonly_public_bytes(keypair: &Keypair) -> [u8; 32] {
+        keypair.x_only_public_key().0.serialize()
+    }
+    fn parse_ecdsa_public(bytes: &[u8; 33]) -> Result<secp256k1::PublicKey, SigError> {
+        secp256k1::PublicKey::from_slice(bytes).map_err(|_| SigError::InvalidPublicKey)
+    }
+    fn parse_xonly_public(bytes: &[u8; 32]) -> Result<XOnlyPublicKey, SigError> {
+        XOnlyPublicKey::from_slice(bytes).map_err(|_| SigError::InvalidPublicKey)
+    }
+    fn ecdsa_sign(keypair: &Keypair, digest: &[u8; 32]) -> [u8; 64] {
+        let msg = Message::from_digest(*digest);
+        secp()
+            .sign_ecdsa(&msg, &keypair.secret_key())
+            .serialize_compact()
+    }
+    fn ecdsa_verify(
+        public: &secp256k1::PublicKey,
+        digest: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError> {
+        let sig = secp256k1::ecdsa::Signature::from_compact(sig)
+            .map_err(|_| SigError::MalformedSignature)?;
+        let msg = Message::from_digest(*digest);
+        secp()
+            .verify_ecdsa(&msg, &sig, public)
+            .map_err(|_| SigError::BadSignature)
+    }
+    fn schnorr_sign(keypair: &Keypair, msg: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64] {
+        let msg = Message::from_digest(*msg);
+        secp()
+            .sign_schnorr_with_aux_rand(&msg, keypair, aux_rand)
+            .serialize()
+    }
+    fn schnorr_verify(
+        public: &XOnlyPublicKey,
+        msg: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError> {
+        let sig = secp256k1::schnorr::Signature::from_slice(sig)
+            .map_err(|_| SigError::MalformedSignature)?;
+        let msg = Message::from_digest(*msg);
+        secp()
+            .verify_schnorr(&sig, &msg, public)
+            .map_err(|_| SigError::BadSignature)
+    }
+}
+
+/// The pure-Rust backend (RustCrypto `k256`), for builds and comparisons without libsecp256k1 on the
+/// signing path.
+#[cfg(feature = "k256-backend")]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct K256Backend;
+
+/// A k256 signing key prepared for both ECDSA and BIP340.
+#[cfg(feature = "k256-backend")]
+#[derive(Clone)]
+pub struct K256Keypair {
+    ecdsa: k256::ecdsa::SigningKey,
+    schnorr: k256::schnorr::SigningKey,
+}
+
+#[cfg(feature = "k256-backend")]
+impl std::fmt::Debug for K256Keypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("K256Keypair").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "k256-backend")]
+impl K256Backend {
+    /// BIP340 signing over a message of any length (BIP340 allows it; vectors 15–18 use it).
+    pub fn schnorr_sign_raw(keypair: &K256Keypair, msg: &[u8], aux_rand: &[u8; 32]) -> [u8; 64] {
+        // sign_raw fails only on a zero nonce, which happens with negligible probability; the
+        // signature bytes of a failure would never verify, so no invalid signature can escape.
+        match keypair.schnorr.sign_raw(msg, aux_rand) {
+            Ok(sig) => sig.to_bytes(),
+            Err(_) => [0u8; 64],
+        }
+    }
+    /// BIP340 verification over a message of any length.
+    ///
+    /// # Errors
+    /// [`SigError::MalformedSignature`] or [`SigError::BadSignature`].
+    pub fn schnorr_verify_raw(
+        public: &k256::schnorr::VerifyingKey,
+        msg: &[u8],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError> {
+        let sig = k256::schnorr::Signature::try_from(&sig[..])
+            .map_err(|_| SigError::MalformedSignature)?;
+        public
+            .verify_raw(msg, &sig)
+            .map_err(|_| SigError::BadSignature)
+    }
+}
+
+#[cfg(feature = "k256-backend")]
+impl SigBackend for K256Backend {
+    const NAME: &'static str = "k256";
+    type Keypair = K256Keypair;
+    type EcdsaPublic = k256::ecdsa::VerifyingKey;
+    type XOnlyPublic = k256::schnorr::VerifyingKey;
+
+    fn keypair(secret: &[u8; 32]) -> Result<K256Keypair, SigError> {
+        let ecdsa =
+            k256::ecdsa::SigningKey::from_slice(secret).map_err(|_| SigError::InvalidSecretKey)?;
+        let schnorr = k256::schnorr::SigningKey::from_bytes(secret)
+            .map_err(|_| SigError::InvalidSecretKey)?;
+        Ok(K256Keypair { ecdsa, schnorr })
+    }
+    fn ecdsa_public_bytes(keypair: &K256Keypair) -> [u8; 33] {
+        let point = keypair.ecdsa.verifying_key().to_encoded_point(true);
+        let mut out = [0u8; 33];
+        out.copy_from_slice(point.as_bytes());
+        out
+    }
+    fn xonly_public_bytes(keypair: &K256Keypair) -> [u8; 32] {
+        keypair.schnorr.verifying_key().to_bytes().into()
+    }
+    fn parse_ecdsa_public(bytes: &[u8; 33]) -> Result<k256::ecdsa::VerifyingKey, SigError> {
+        k256::ecdsa::VerifyingKey::from_sec1_bytes(bytes).map_err(|_| SigError::InvalidPublicKey)
+    }
+    fn parse_xonly_public(bytes: &[u8; 32]) -> Result<k256::schnorr::VerifyingKey, SigError> {
+        k256::schnorr::VerifyingKey::from_bytes(bytes).map_err(|_| SigError::InvalidPublicKey)
+    }
+    fn ecdsa_sign(keypair: &K256Keypair, digest: &[u8; 32]) -> [u8; 64] {
+        use k256::ecdsa::signature::hazmat::PrehashSigner;
+        let sig: Result<k256::ecdsa::Signature, _> = keypair.ecdsa.sign_prehash(digest);
+        match sig {
+            Ok(sig) => {
+                let sig = sig.normalize_s().unwrap_or(sig);
+                sig.to_bytes().into()
+            }
+            // Unreachable for a 32-byte prehash; an all-zero signature never verifies.
+            Err(_) => [0u8; 64],
+        }
+    }
+    fn ecdsa_verify(
+        public: &k256::ecdsa::VerifyingKey,
+        digest: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError> {
+        use k256::ecdsa::signature::hazmat::PrehashVerifier;
+        let sig =
+            k256::ecdsa::Signature::from_slice(sig).map_err(|_| SigError::MalformedSignature)?;
+        if sig.normalize_s().is_some() {
+            // High S: Bitcoin (and libsecp256k1's verify) reject it.
+            return Err(SigError::BadSignature);
+        }
+        public
+            .verify_prehash(digest, &sig)
+            .map_err(|_| SigError::BadSignature)
+    }
+    fn schnorr_sign(keypair: &K256Keypair, msg: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64] {
+        Self::schnorr_sign_raw(keypair, msg, aux_rand)
+    }
+    fn schnorr_verify(
+        public: &k256::schnorr::VerifyingKey,
+        msg: &[u8; 32],
+        sig: &[u8; 64],
+    ) -> Result<(), SigError> {
+        Self::schnorr_verify_raw(public, msg, sig)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip<B: SigBackend>() {
+        let kp = B::keypair(&[7u8; 32]).expect("valid key");
+        let digest = [42u8; 32];
+        let sig = B::ecdsa_sign(&kp, &digest);
+        let pk = B::parse_ecdsa_public(&B::ecdsa_public_bytes(&kp)).expect("pk");
+        B::ecdsa_verify(&pk, &digest, &sig).expect("verifies");
+        assert_eq!(
+            B::ecdsa_verify(&pk, &[43u8; 32], &sig),
+            Err(SigError::BadSignature)
+        );
+        let xpk = B::parse_xonly_public(&B::xonly_public_bytes(&kp)).expect("xpk");
+        let ssig = B::schnorr_sign(&kp, &digest, &[0u8; 32]);
+        B::schnorr_verify(&xpk, &digest, &ssig).expect("verifies");
+        assert!(B::schnorr_verify(&xpk, &[1u8; 32], &ssig).is_err());
+        assert_eq!(
+            B::keypair(&[0u8; 32]).err(),
+            Some(SigError::InvalidSecretKey)
+        );
+        assert_eq!(
+            B::keypair(&[0xffu8; 32]).err(),
+            Some(SigError::InvalidSecretKey)
+        );
+    }
+
+    #[test]
+    fn secp256k1_roundtrip() {
+        roundtrip::<Secp256k1Backend>();
+    }
+
+    #[cfg(feature = "k256-backend")]
+    #[test]
+    fn k256_roundtrip_and_same_signatures() {
+        roundtrip::<K256Backend>();
+        // RFC 6979 + low-S and BIP340 are deterministic: both backends give the same bytes.
+        for seed in 1u8..20 {
+            let secret = [seed; 32];
+            let digest = [seed.wrapping_mul(3); 32];
+            let a = Secp256k1Backend::keypair(&secret).expect("key");
+            let b = K256Backend::keypair(&secret).expect("key");
+            assert_eq!(
+                Secp256k1Backend::ecdsa_public_bytes(&a),
+                K256Backend::ecdsa_public_bytes(&b)
+            );
+            assert_eq!(
+                Secp256k1Backend::ecdsa_sign(&a, &digest),
+                K256Backend::ecdsa_sign(&b, &digest)
+            );
+            assert_eq!(
+                Secp256k1Backend::schnorr_sign(&a, &digest, &[seed; 32]),
+                K256Backend::schnorr_sign(&b, &digest, &[seed; 32])
+            );
+        }
+    }
+
+    #[cfg(feature = "k256-backend")]
+    #[test]
+    fn high_s_rejected_by_both() {
+        // Negate s of a valid low-S signature: n - s.
+        const N: [u8; 32] = [
+            0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            0xff, 0xfe, 0xba, 0xae, 0xdc, 0xe6, 0xaf, 0x48, 0xa0, 0x3b, 0xbf, 0xd2, 0x5e, 0x8c,
+            0xd0, 0x36, 0x41, 0x41,
+        ];
+        let kp = Secp256k1Backend::keypair(&[9u8; 32]).expect("key");
+        let digest = [5u8; 32];
+        let mut sig = Secp256k1Backend::ecdsa_sign(&kp, &digest);
+        let mut borrow = 0i16;
+        for i in (0..32).rev() {
+            let v = i16::from(N[i]) - i16::from(sig[32 + i]) - borrow;
+            borrow = i16::from(v < 0);
+            sig[32 + i] = u8::try_from(v.rem_euclid(256)).expect("byte");
+        }
+        let pk = Secp256k1Backend::parse_ecdsa_public(&Secp256k1Backend::ecdsa_public_bytes(&kp))
+            .expect("pk");
+        assert!(Secp256k1Backend::ecdsa_verify(&pk, &digest, &sig).is_err());
+        let kb = K256Backend::keypair(&[9u8; 32]).expect("key");
+        let pkb =
+            K256Backend::parse_ecdsa_public(&K256Backend::ecdsa_public_bytes(&kb)).expect("pk");
+        assert!(K256Backend::ecdsa_verify(&pkb, &digest, &sig).is_err());
+    }
+}
