@@ -24,6 +24,8 @@ pub const MUHASH_PRIME_OFFSET: u64 = 1103717;
 const LIMBS: usize = 48;
 /// Bytes in a little-endian 3072-bit number.
 const BYTES: usize = LIMBS * 8;
+// The serialized state (numerator and denominator) is 768 bytes, as the public signatures spell out.
+const _: () = assert!(2 * BYTES == 768);
 
 /// `p - 2 = 2^21 * (2^3051 - 1) + INV_EXP_LOW`: the inversion exponent is 3051 one bits followed by
 /// the 21 bits of `INV_EXP_LOW` (checked in the tests).
@@ -358,8 +360,8 @@ impl MuHash3072 {
     /// The 768-byte state: numerator then denominator, each 384 bytes little-endian and fully reduced
     /// modulo `p` (Core's serialization of `MuHash3072`).
     #[must_use]
-    pub fn to_bytes(&self) -> [u8; 2 * BYTES] {
-        let mut out = [0u8; 2 * BYTES];
+    pub fn to_bytes(&self) -> [u8; 768] {
+        let mut out = [0u8; 768];
         let (num, den) = out.split_at_mut(BYTES);
         num.copy_from_slice(&self.numerator.to_le_bytes());
         den.copy_from_slice(&self.denominator.to_le_bytes());
@@ -369,7 +371,7 @@ impl MuHash3072 {
     /// Reads the 768-byte state written by [`to_bytes`](Self::to_bytes) or by Core. Every byte string
     /// is accepted: values `>= p` are reduced modulo `p`.
     #[must_use]
-    pub fn from_bytes(bytes: &[u8; 2 * BYTES]) -> Self {
+    pub fn from_bytes(bytes: &[u8; 768]) -> Self {
         let mut num = [0u8; BYTES];
         let mut den = [0u8; BYTES];
         num.copy_from_slice(&bytes[..BYTES]);
