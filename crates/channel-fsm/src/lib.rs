@@ -4,7 +4,13 @@
 //! Layers, bottom-up:
 //! - [`sig`]: one signing / verification interface, libsecp256k1 by default, k256 behind `k256-backend`.
 //! - [`keys`]: BOLT 3 per-commitment secrets (Appendix D) with O(log n) storage, key derivation (Appendix E).
+//! - [`signer`]: the [`signer::Signer`] trait for participant keys, with an in-memory implementation.
+//! - [`tx`]: funding, commitment, penalty, delayed-sweep and cooperative-close transactions for 2..=16
+//!   participants (BOLT 3 exactly for 2); [`standard`]: Bitcoin Core's standardness rules for them.
 #![forbid(unsafe_code)]
 
 pub mod keys;
 pub mod sig;
+pub mod signer;
+pub mod standard;
+pub mod tx;

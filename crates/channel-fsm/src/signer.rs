@@ -1,0 +1,144 @@
+//! Participant keys behind a small [`Signer`] trait, with an in-memory implementation
+//! ([`InMemorySigner`]) derived from one 32-byte seed.
+
+use bitcoin::hashes::{Hash, HashEngine, sha256};
+use bitcoin::secp256k1::{Keypair, PublicKey, SecretKey};
+
+use crate::keys::{self, KeyError};
+use crate::sig::{DefaultBackend, SigBackend, secp};
+use crate::tx::{FundingScript, ParticipantKeys};
+
+/// What the channel state machine asks of a participant's keys. Implementations may live in another
+/// process or device; everything is deterministic (RFC 6979 / BIP340 without auxiliary randomness), so
+/// a replay after a crash produces the same signatures.
+pub trait Signer: Send + Sync {
+    /// The participant's public keys.
+    fn keys(&self) -> ParticipantKeys;
+    /// Per-commitment point of commitment `number` (BOLT 3: secret index `2^48 − 1 − number`).
+    ///
+    /// # Errors
+    /// [`KeyError::IndexOutOfRange`].
+    fn per_commitment_point(&self, number: u64) -> Result<PublicKey, KeyError>;
+    /// Releases the per-commitment secret of commitment `number` (only once it is revoked).
+    ///
+    /// # Errors
+    /// [`KeyError::IndexOutOfRange`].
+    fn per_commitment_secret(&self, number: u64) -> Result<[u8; 32], KeyError>;
+    /// Signs a digest spending the funding output (ECDSA for `n = 2`, BIP340 otherwise).
+    fn sign_funding_spend(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64];
+    /// BIP340 signature with the state key (channel state versions and transfers).
+    fn sign_state(&self, digest: &[u8; 32]) -> [u8; 64];
+    /// The private key of this participant's delayed output on its own commitment with `point`.
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidTweak`].
+    fn delayed_privkey(&self, point: &PublicKey) -> Result<SecretKey, KeyError>;
+    /// The revocation private key for another holder's commitment whose secret was revealed.
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidTweak`].
+    fn revocation_privkey(&self, per_commitment_secret: &[u8; 32]) -> Result<SecretKey, KeyError>;
+}
+
+/// All keys in memory, derived from a seed: `secret_k = SHA256(seed || k)` for k in 0..=4, shachain
+/// seed `SHA256(seed || 5)`.
+#[derive(Clone)]
+pub struct InMemorySigner {
+    funding: SecretKey,
+    revocation_base: SecretKey,
+    payment_base: SecretKey,
+    delayed_base: SecretKey,
+    state: <DefaultBackend as SigBackend>::Keypair,
+    shachain_seed: [u8; 32],
+    keys: ParticipantKeys,
+}
+
+impl std::fmt::Debug for InMemorySigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemorySigner")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+fn derive(seed: &[u8; 32], k: u8) -> [u8; 32] {
+    let mut e = sha256::Hash::engine();
+    e.input(seed);
+    e.input(&[k]);
+    sha256::Hash::from_engine(e).to_byte_array()
+}
+
+fn secret(bytes: [u8; 32]) -> SecretKey {
+    // A SHA256 output is a valid scalar except with probability ~2^-128; fold into range if not.
+    SecretKey::from_slice(&bytes)
+        .unwrap_or_else(|_| SecretKey::from_slice(&[1u8; 32]).expect("1..1 is a valid key"))
+}
+
+impl InMemorySigner {
+    /// A signer whose keys all derive from `seed`.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        let funding = secret(derive(&seed, 0));
+        let revocation_base = secret(derive(&seed, 1));
+        let payment_base = secret(derive(&seed, 2));
+        let delayed_base = secret(derive(&seed, 3));
+        let state_secret = secret(derive(&seed, 4));
+        let state = Keypair::from_secret_key(secp(), &state_secret);
+        let shachain_seed = derive(&seed, 5);
+        let pk = |s: &SecretKey| PublicKey::from_secret_key(secp(), s);
+        let keys = ParticipantKeys {
+            funding: pk(&funding),
+            revocation_basepoint: pk(&revocation_base),
+            payment_basepoint: pk(&payment_base),
+            delayed_payment_basepoint: pk(&delayed_base),
+            state_key: state.x_only_public_key().0,
+        };
+        Self {
+            funding,
+            revocation_base,
+            payment_base,
+            delayed_base,
+            state,
+            shachain_seed,
+            keys,
+        }
+    }
+
+    /// The payment basepoint secret (spends this participant's payout outputs; a wallet concern).
+    pub fn payment_secret(&self) -> SecretKey {
+        self.payment_base
+    }
+
+    /// The funding secret (tests and vector reproduction).
+    pub fn funding_secret(&self) -> SecretKey {
+        self.funding
+    }
+}
+
+impl Signer for InMemorySigner {
+    fn keys(&self) -> ParticipantKeys {
+        self.keys
+    }
+    fn per_commitment_point(&self, number: u64) -> Result<PublicKey, KeyError> {
+        keys::per_commitment_point(&self.per_commitment_secret(number)?)
+    }
+    fn per_commitment_secret(&self, number: u64) -> Result<[u8; 32], KeyError> {
+        let index = keys::INDEX_START
+            .checked_sub(number)
+            .ok_or(KeyError::IndexOutOfRange { index: number })?;
+        keys::per_commitment_secret(&self.shachain_seed, index)
+    }
+    fn sign_funding_spend(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64] {
+        script.sign(&self.funding, digest)
+    }
+    fn sign_state(&self, digest: &[u8; 32]) -> [u8; 64] {
+        DefaultBackend::schnorr_sign(&self.state, digest, &[0u8; 32])
+    }
+    fn delayed_privkey(&self, point: &PublicKey) -> Result<SecretKey, KeyError> {
+        keys::derive_privkey(&self.delayed_base, point)
+    }
+    fn revocation_privkey(&self, per_commitment_secret: &[u8; 32]) -> Result<SecretKey, KeyError> {
+        let pcs =
+            SecretKey::from_slice(per_commitment_secret).map_err(|_| KeyError::InvalidTweak)?;
+        keys::derive_revocation_privkey(&self.revocation_base, &pcs)
+    }
+}
