@@ -18,6 +18,7 @@
 //! signature validation (like Core's `-assumevalid`), proof-of-work and header checks.
 #![forbid(unsafe_code)]
 
+mod cache;
 mod changes;
 mod coin;
 pub mod compress;
@@ -30,6 +31,7 @@ mod stats;
 mod sync;
 mod undo;
 
+pub use cache::{CacheError, CoinCache, CoinStore, FlushBatch, MemoryStore};
 pub use changes::ChangeSet;
 pub use coin::{Coin, SCRIPT_SIZE_MAX, is_unspendable};
 pub use compress::DecodeError;

@@ -1,6 +1,10 @@
 //! Real mainnet blocks (testdata/mainnet): they decode, their merkle roots verify, and applying one to
 //! an empty set reports its first missing input as such, leaving the set unchanged.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
 use std::path::PathBuf;
 

@@ -1,25 +1,17 @@
 //! Replays the regtest chain Bitcoin Core v30.0 produced and checks every `gettxoutsetinfo` field
 //! Core reported at heights 100 and 200 (`testdata/regtest/chain-a`), then disconnects back and
 //! checks the figures again.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation
+)]
 
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+mod common;
 
-use bitcoin::{Block, Network, consensus};
+use bitcoin::Network;
+use common::{regtest_blocks, testdata};
 use utxo_core::{ChainParams, SetOptions, UtxoSet, format_btc, hash_serialized_3};
-
-fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata")
-}
-
-fn regtest_blocks() -> Vec<Block> {
-    let file = std::fs::File::open(testdata().join("regtest/chain-a/blocks-0-200.hex.gz")).unwrap();
-    BufReader::new(flate2::read::GzDecoder::new(file))
-        .lines()
-        .map(|line| consensus::deserialize(&hex::decode(line.unwrap().trim()).unwrap()).unwrap())
-        .collect()
-}
 
 struct Expected {
     bestblock: String,
