@@ -1,0 +1,92 @@
+//! `verify-chain`: replay blocks in memory with `utxo_core::UtxoSet` and report the statistics.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, anyhow};
+use bitcoin::{Block, BlockHash, Network};
+use utxo_core::{BlockUndo, ChainParams, SetOptions, UtxoSet};
+
+use crate::chain::{Backend, Chain, REORG_DEPTH_MAX};
+use crate::ingest::{self, Summary};
+use crate::report::StatsReport;
+
+/// The in-memory UTXO set, with undo data for the blocks a reorganisation may disconnect.
+pub struct MemoryBackend {
+    set: UtxoSet,
+    undo: HashMap<BlockHash, (u32, BlockUndo)>,
+}
+
+impl MemoryBackend {
+    /// An empty set with `network`'s consensus parameters.
+    pub fn new(network: Network) -> Self {
+        let options = SetOptions {
+            params: ChainParams::for_network(network),
+            ..SetOptions::default()
+        };
+        Self {
+            set: UtxoSet::with_options(options),
+            undo: HashMap::new(),
+        }
+    }
+}
+
+impl Backend for MemoryBackend {
+    fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
+        let undo = self.set.apply_block(block, height)?;
+        self.undo.insert(block.block_hash(), (height, undo));
+        if let Some(floor) = height.checked_sub(REORG_DEPTH_MAX + 1) {
+            self.undo.retain(|_, (h, _)| *h > floor);
+        }
+        Ok(())
+    }
+
+    fn disconnect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
+        let hash = block.block_hash();
+        let (_, undo) = self
+            .undo
+            .remove(&hash)
+            .ok_or_else(|| anyhow!("no undo data for block {hash}"))?;
+        self.set.disconnect_block(block, height, &undo)?;
+        Ok(())
+    }
+}
+
+impl MemoryBackend {
+    /// The statistics of the set at `tip`.
+    pub fn report(&self, height: u32, bestblock: BlockHash) -> StatsReport {
+        let stats = self.set.stats();
+        let sorted = self.set.sorted_coins();
+        let hs3 = utxo_core::hash_serialized_3(sorted.iter().map(|(o, c)| (o, c)));
+        StatsReport {
+            height,
+            bestblock,
+            txouts: stats.txouts,
+            bogosize: stats.bogosize,
+            total_amount: stats.total_amount,
+            muhash: stats.muhash_hex().unwrap_or_default(),
+            hash_serialized_3: hs3.to_string(),
+        }
+    }
+}
+
+/// Replays `files` and returns the statistics of the resulting tip.
+///
+/// # Errors
+/// Any input, chain or UTXO error; no genesis block in the inputs.
+pub fn verify_chain(
+    files: &[PathBuf],
+    network: Network,
+    stop_height: Option<u32>,
+) -> anyhow::Result<(StatsReport, Summary)> {
+    let mut chain = Chain::new(network, MemoryBackend::new(network), stop_height);
+    let pb = ingest::progress_bar("verify-chain");
+    let sum = ingest::ingest(&mut chain, files, network, &pb, |_, _| Ok(()));
+    pb.finish_and_clear();
+    let sum = sum?;
+    let (height, tip) = chain
+        .tip()
+        .with_context(|| format!("the inputs hold no {network} genesis block"))?;
+    tracing::info!(?sum, reorgs = chain.reorgs(), "replay done");
+    Ok((chain.backend().report(height, tip), sum))
+}
