@@ -1,0 +1,982 @@
+//! [`Store`]: the WAL in front of redb. Blocks are logged (group commit), kept in an in-memory
+//! overlay until a checkpoint folds them into redb in one write transaction; recovery on open
+//! replays the log after redb's applied sequence number.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{BlockHash, Network, OutPoint};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use utxo_core::compress::{decode_coin, encode_coin};
+use utxo_core::{BlockUndo, ChangeSet, Coin, CoinStore, FlushBatch};
+
+use crate::error::{FrameError, StoreError};
+use crate::fs::{DirIo, StoreIo};
+use crate::record::{BlockEntry, Payload, RawCoin, RawOutPoint, Tip};
+use crate::wal::{self, DiscardedTail, WalWriter};
+use crate::{STORE_FORMAT_VERSION, UNDO_DEPTH_DEFAULT, UNDO_DEPTH_MAX};
+
+pub(crate) const COINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("coins");
+pub(crate) const UNDO: TableDefinition<u32, &[u8]> = TableDefinition::new("undo");
+pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+const META_FORMAT: &str = "format_version";
+const META_NETWORK: &str = "network";
+const META_APPLIED: &str = "applied_seq";
+const META_TIP: &str = "tip";
+
+/// How a [`Store`] behaves. `StoreOptions::new(network)` gives the defaults.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct StoreOptions {
+    /// Network the datadir belongs to (checked on every open).
+    pub network: Network,
+    /// Blocks whose undo data is kept (reorgs deeper than this need a resync). Default 288.
+    pub undo_depth: u32,
+    /// A WAL segment is closed and a new one started once it holds this many bytes.
+    pub segment_bytes: u64,
+    /// Group commit: `append_block` syncs by itself once this many records are pending.
+    pub group_commit_records: usize,
+    /// Group commit: `append_block` syncs by itself once this many bytes are pending.
+    pub group_commit_bytes: usize,
+    /// `commit_pending` checkpoints into redb once the WAL holds this many bytes.
+    pub checkpoint_wal_bytes: u64,
+    /// redb's page cache.
+    pub redb_cache_bytes: usize,
+}
+
+impl StoreOptions {
+    /// Defaults for `network`.
+    pub fn new(network: Network) -> StoreOptions {
+        StoreOptions {
+            network,
+            undo_depth: UNDO_DEPTH_DEFAULT,
+            segment_bytes: 64 << 20,
+            group_commit_records: 256,
+            group_commit_bytes: 8 << 20,
+            checkpoint_wal_bytes: 128 << 20,
+            redb_cache_bytes: 64 << 20,
+        }
+    }
+    /// Sets [`StoreOptions::undo_depth`] (clamped to [`UNDO_DEPTH_MAX`]).
+    pub fn undo_depth(mut self, depth: u32) -> Self {
+        self.undo_depth = depth.min(UNDO_DEPTH_MAX);
+        self
+    }
+    /// Sets [`StoreOptions::checkpoint_wal_bytes`].
+    pub fn checkpoint_wal_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_wal_bytes = bytes;
+        self
+    }
+    /// Sets [`StoreOptions::segment_bytes`].
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+    /// Sets both group-commit thresholds (records, bytes).
+    pub fn group_commit(mut self, records: usize, bytes: usize) -> Self {
+        self.group_commit_records = records.max(1);
+        self.group_commit_bytes = bytes;
+        self
+    }
+}
+
+/// One block to log: its place in the chain, its net coin changes and its undo data.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockRecord<'a> {
+    /// Height of the block.
+    pub height: u32,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its parent's hash (must be the store's tip, unless the store is empty).
+    pub prev_hash: BlockHash,
+    /// The block's net effect on the set.
+    pub changes: &'a ChangeSet,
+    /// The undo data `apply_block` returned.
+    pub undo: &'a BlockUndo,
+    /// The commitment root after the block, if the Merkle layer computes one.
+    pub commitment_root: Option<[u8; 32]>,
+}
+
+/// A stored block (for reorgs): what [`Store::undo_for`] and [`Store::disconnect_tip`] return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBlock {
+    /// Height of the block.
+    pub height: u32,
+    /// Its hash.
+    pub hash: BlockHash,
+    /// Its parent's hash.
+    pub prev_hash: BlockHash,
+    /// Its net changes.
+    pub changes: ChangeSet,
+    /// Its undo data (for `UtxoSet::disconnect_block`).
+    pub undo: BlockUndo,
+    /// The commitment root logged with it.
+    pub commitment_root: Option<[u8; 32]>,
+}
+
+/// Receipt for a logged record: durable once [`Store::is_durable`] says so (after a group commit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Ack {
+    /// WAL sequence number of the record.
+    pub seq: u64,
+    /// Height the tip has after the record.
+    pub height: Option<u32>,
+}
+
+/// What [`Store::open`] found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RecoveryReport {
+    /// Sequence number redb had applied before the replay.
+    pub applied_seq: u64,
+    /// WAL records replayed on top of redb.
+    pub replayed_records: u64,
+    /// Their bytes.
+    pub replayed_bytes: u64,
+    /// A torn or corrupt last record that was discarded (it was never acknowledged).
+    pub discarded_tail: Option<DiscardedTail>,
+    /// WAL segment files folded into redb and removed.
+    pub segments_removed: usize,
+    /// Tip after recovery.
+    pub tip: Option<Tip>,
+}
+
+/// What one checkpoint did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Coins written or deleted in redb.
+    pub coin_writes: u64,
+    /// Sequence number now applied in redb.
+    pub applied_seq: u64,
+    /// Segment files removed.
+    pub segments_removed: usize,
+}
+
+/// The durable UTXO store. Single writer (`&mut self`); wrap it in a mutex to share.
+///
+/// ```
+/// use bitcoin::{BlockHash, Network, hashes::Hash};
+/// use utxo_core::{BlockUndo, ChangeSet};
+/// use wal_store::{BlockRecord, Store, StoreOptions};
+///
+/// let dir = tempfile::tempdir()?;
+/// let (mut store, report) = Store::open(dir.path(), StoreOptions::new(Network::Regtest))?;
+/// assert_eq!(report.replayed_records, 0);
+/// let changes = ChangeSet::default();
+/// let undo = BlockUndo::default();
+/// let hash = BlockHash::from_byte_array([1; 32]);
+/// let ack = store.append_block(&BlockRecord {
+///     height: 0, hash, prev_hash: BlockHash::all_zeros(),
+///     changes: &changes, undo: &undo, commitment_root: None,
+/// })?;
+/// assert!(!store.is_durable(ack));
+/// store.commit_pending()?; // one fsync for everything appended so far
+/// assert!(store.is_durable(ack));
+/// assert_eq!(store.tip().map(|t| t.height), Some(0));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Store {
+    io: Arc<dyn StoreIo>,
+    pub(crate) db: redb::Database,
+    options: StoreOptions,
+    wal: WalWriter,
+    /// Coin changes logged since the last checkpoint (`None` = deleted).
+    overlay: HashMap<RawOutPoint, Option<RawCoin>>,
+    /// Undo entries logged since the last checkpoint (`None` = disconnected).
+    undo_overlay: BTreeMap<u32, Option<BlockEntry>>,
+    tip: Option<Tip>,
+    applied_seq: u64,
+    poisoned: Option<String>,
+    report: RecoveryReport,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and recovers it: replays WAL records newer than
+    /// redb's applied sequence, discards a torn or corrupt last record, folds the result into redb.
+    ///
+    /// # Errors
+    /// [`StoreError::NewerFormat`], [`StoreError::NetworkMismatch`], [`StoreError::CorruptWal`]
+    /// (corruption before the tail), [`StoreError::WalGap`], I/O and redb errors.
+    pub fn open(
+        dir: impl AsRef<Path>,
+        options: StoreOptions,
+    ) -> Result<(Store, RecoveryReport), StoreError> {
+        let io = DirIo::new(dir).map_err(StoreError::io("create datadir"))?;
+        Store::open_with_io(Arc::new(io), options)
+    }
+
+    /// [`Store::open`] over any [`StoreIo`] (e.g. the simulated disk of [`crate::sim`]).
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with_io(
+        io: Arc<dyn StoreIo>,
+        options: StoreOptions,
+    ) -> Result<(Store, RecoveryReport), StoreError> {
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(options.redb_cache_bytes);
+        let db = io
+            .open_redb(&builder)
+            .map_err(StoreError::redb("open redb"))?;
+        let (applied_seq, tip) = init_meta(&db, options.network)?;
+        // A placeholder writer; replaced after the scan. It never writes.
+        let mut store = Store {
+            io: Arc::clone(&io),
+            db,
+            options,
+            wal: WalWriter::placeholder(Arc::clone(&io)),
+            overlay: HashMap::new(),
+            undo_overlay: BTreeMap::new(),
+            tip,
+            applied_seq,
+            poisoned: None,
+            report: RecoveryReport::default(),
+        };
+        let outcome = wal::scan(io.as_ref(), applied_seq, |seq, payload| {
+            let p: Payload = postcard::from_bytes(payload).map_err(|e| StoreError::CorruptWal {
+                segment: format!("record {seq}"),
+                offset: 0,
+                reason: FrameError::Payload {
+                    reason: e.to_string(),
+                },
+            })?;
+            store.apply_payload(&p)
+        })?;
+        let last_seq = applied_seq.max(outcome.last_seq);
+        // Fold everything replayed into redb, then drop every old segment (a discarded tail must
+        // never become a non-last segment), then start a fresh segment.
+        if outcome.replayed > 0 {
+            store.write_checkpoint(last_seq)?;
+        }
+        for name in &outcome.segments {
+            io.remove(name)
+                .map_err(StoreError::io("remove wal segment"))?;
+        }
+        if !outcome.segments.is_empty() {
+            io.sync_dir().map_err(StoreError::io("sync directory"))?;
+        }
+        store.wal = WalWriter::create(Arc::clone(&io), last_seq + 1)?;
+        store.report = RecoveryReport {
+            applied_seq,
+            replayed_records: outcome.replayed,
+            replayed_bytes: outcome.replayed_bytes,
+            discarded_tail: outcome.discarded,
+            segments_removed: outcome.segments.len(),
+            tip: store.tip,
+        };
+        let report = store.report.clone();
+        Ok((store, report))
+    }
+
+    /// The report of the recovery done when this handle was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.report
+    }
+
+    /// The network this datadir belongs to.
+    pub fn network(&self) -> Network {
+        self.options.network
+    }
+
+    /// The tip after every record logged so far (durable or not).
+    pub fn tip(&self) -> Option<Tip> {
+        self.tip
+    }
+
+    /// Highest WAL sequence number that is durable.
+    pub fn durable_seq(&self) -> u64 {
+        self.wal.durable_seq
+    }
+
+    /// Whether the record behind `ack` is durable (synced).
+    pub fn is_durable(&self, ack: Ack) -> bool {
+        ack.seq <= self.wal.durable_seq
+    }
+
+    /// Records appended but not yet synced.
+    pub fn pending_records(&self) -> usize {
+        self.wal.buf_records
+    }
+
+    fn check_writable(&self) -> Result<(), StoreError> {
+        match &self.poisoned {
+            Some(first_error) => Err(StoreError::Poisoned {
+                first_error: first_error.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn poison_on<T>(&mut self, r: Result<T, StoreError>) -> Result<T, StoreError> {
+        if let Err(e) = &r
+            && e.poisons()
+            && self.poisoned.is_none()
+        {
+            self.poisoned = Some(e.to_string());
+        }
+        r
+    }
+
+    /// Logs a block on top of the tip. The block is *acknowledged* only once
+    /// [`Store::is_durable`] holds for the returned [`Ack`]: call [`Store::commit_pending`] (one
+    /// sync for every record appended so far) before reporting it durable. The store syncs by
+    /// itself when the group-commit thresholds of [`StoreOptions`] are reached.
+    ///
+    /// # Errors
+    /// [`StoreError::NotOnTip`] if the block does not extend the tip, [`StoreError::RecordTooLarge`],
+    /// [`StoreError::Poisoned`] after an earlier I/O error, I/O errors (which poison the store).
+    pub fn append_block(&mut self, block: &BlockRecord<'_>) -> Result<Ack, StoreError> {
+        self.check_writable()?;
+        if let Some(tip) = self.tip {
+            if block.height != tip.height.wrapping_add(1) {
+                return Err(StoreError::NotOnTip {
+                    height: block.height,
+                    reason: "height is not tip + 1",
+                });
+            }
+            if block.prev_hash != tip.hash {
+                return Err(StoreError::NotOnTip {
+                    height: block.height,
+                    reason: "parent is not the tip",
+                });
+            }
+        }
+        let mut undo = Vec::new();
+        block.undo.encode(&mut undo);
+        let entry = BlockEntry {
+            height: block.height,
+            hash: block.hash.to_byte_array(),
+            prev_hash: block.prev_hash.to_byte_array(),
+            created: raw_pairs(&block.changes.created),
+            spent: raw_pairs(&block.changes.spent),
+            undo,
+            commitment_root: block.commitment_root,
+        };
+        self.log(Payload::Block(entry))
+    }
+
+    /// Logs and applies one payload; syncs when the group-commit thresholds are reached.
+    fn log(&mut self, payload: Payload) -> Result<Ack, StoreError> {
+        let bytes = postcard::to_stdvec(&payload).map_err(|e| StoreError::CorruptWal {
+            segment: self.wal.name.clone(),
+            offset: self.wal.seg_len,
+            reason: FrameError::Payload {
+                reason: e.to_string(),
+            },
+        })?;
+        let r = self.wal.append(&bytes);
+        let seq = self.poison_on(r)?;
+        let r = self.apply_payload(&payload);
+        self.poison_on(r)?;
+        if self.wal.buf_records >= self.options.group_commit_records
+            || self.wal.pending_bytes() >= self.options.group_commit_bytes
+        {
+            self.commit_pending()?;
+        }
+        Ok(Ack {
+            seq,
+            height: self.tip.map(|t| t.height),
+        })
+    }
+
+    /// Group commit: writes every pending record and syncs once; returns the durable sequence
+    /// number. Rotates the segment and checkpoints when their thresholds are reached.
+    ///
+    /// # Errors
+    /// [`StoreError::Poisoned`], or the I/O error that now poisons the store.
+    pub fn commit_pending(&mut self) -> Result<u64, StoreError> {
+        self.check_writable()?;
+        let r = self.wal.commit();
+        let durable = self.poison_on(r)?;
+        if self.wal.bytes_since_checkpoint >= self.options.checkpoint_wal_bytes {
+            self.checkpoint()?;
+        } else if self.wal.seg_len >= self.options.segment_bytes {
+            let r = self.wal.rotate();
+            self.poison_on(r)?;
+        }
+        Ok(durable)
+    }
+
+    /// Folds every logged record into redb in one write transaction (recording the applied
+    /// sequence number there), prunes undo data older than `undo_depth`, then deletes the WAL
+    /// segments that are fully applied.
+    ///
+    /// # Errors
+    /// [`StoreError::Poisoned`], or the I/O / redb error that now poisons the store.
+    pub fn checkpoint(&mut self) -> Result<CheckpointReport, StoreError> {
+        self.check_writable()?;
+        let r = self.checkpoint_inner();
+        self.poison_on(r)
+    }
+
+    fn checkpoint_inner(&mut self) -> Result<CheckpointReport, StoreError> {
+        let durable = self.wal.commit()?;
+        let coin_writes = self.overlay.len() as u64;
+        self.write_checkpoint(durable)?;
+        // New segment first, then remove the old ones: the log always has a live segment.
+        let old: Vec<String> = self
+            .io
+            .list()
+            .map_err(StoreError::io("list datadir"))?
+            .into_iter()
+            .filter(|n| wal::parse_segment_name(n).is_some())
+            .collect();
+        self.wal.rotate()?;
+        self.wal.bytes_since_checkpoint = 0;
+        let mut removed = 0;
+        for name in old.iter().filter(|n| **n != self.wal.name) {
+            self.io
+                .remove(name)
+                .map_err(StoreError::io("remove wal segment"))?;
+            removed += 1;
+        }
+        self.io
+            .sync_dir()
+            .map_err(StoreError::io("sync directory"))?;
+        Ok(CheckpointReport {
+            coin_writes,
+            applied_seq: durable,
+            segments_removed: removed,
+        })
+    }
+
+    /// One redb write transaction: overlay → coins, undo overlay → undo (pruned), meta.
+    fn write_checkpoint(&mut self, applied_seq: u64) -> Result<(), StoreError> {
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(StoreError::redb("begin checkpoint"))?;
+        {
+            let mut coins = txn
+                .open_table(COINS)
+                .map_err(StoreError::redb("open coins"))?;
+            let mut buf = Vec::with_capacity(64);
+            for (op, coin) in &self.overlay {
+                let key = op.key();
+                match coin {
+                    Some(c) => {
+                        buf.clear();
+                        encode_coin(&Coin::from(c), &mut buf);
+                        coins
+                            .insert(&key[..], &buf[..])
+                            .map_err(StoreError::redb("write coin"))?;
+                    }
+                    None => {
+                        coins
+                            .remove(&key[..])
+                            .map_err(StoreError::redb("delete coin"))?;
+                    }
+                }
+            }
+            let mut undo = txn
+                .open_table(UNDO)
+                .map_err(StoreError::redb("open undo"))?;
+            for (height, entry) in &self.undo_overlay {
+                match entry {
+                    Some(e) => {
+                        let bytes =
+                            postcard::to_stdvec(e).map_err(|err| StoreError::CorruptDb {
+                                what: "undo entry",
+                                reason: err.to_string(),
+                            })?;
+                        undo.insert(*height, &bytes[..])
+                            .map_err(StoreError::redb("write undo"))?;
+                    }
+                    None => {
+                        undo.remove(*height)
+                            .map_err(StoreError::redb("delete undo"))?;
+                    }
+                }
+            }
+            if let Some(tip) = self.tip
+                && tip.height >= self.options.undo_depth
+            {
+                let cutoff = tip.height - self.options.undo_depth;
+                undo.retain_in(..=cutoff, |_, _| false)
+                    .map_err(StoreError::redb("prune undo"))?;
+            }
+            let mut meta = txn
+                .open_table(META)
+                .map_err(StoreError::redb("open meta"))?;
+            meta.insert(META_APPLIED, &applied_seq.to_le_bytes()[..])
+                .map_err(StoreError::redb("write meta"))?;
+            match self.tip {
+                Some(tip) => {
+                    meta.insert(META_TIP, &tip.encode()[..])
+                        .map_err(StoreError::redb("write meta"))?;
+                }
+                None => {
+                    meta.remove(META_TIP)
+                        .map_err(StoreError::redb("write meta"))?;
+                }
+            }
+        }
+        txn.commit()
+            .map_err(StoreError::redb("commit checkpoint"))?;
+        self.overlay.clear();
+        self.undo_overlay.clear();
+        self.applied_seq = applied_seq;
+        Ok(())
+    }
+
+    /// Applies a logged payload to the in-memory overlay (used by logging and by replay alike).
+    fn apply_payload(&mut self, payload: &Payload) -> Result<(), StoreError> {
+        match payload {
+            Payload::Block(entry) => {
+                for (op, _) in &entry.spent {
+                    self.overlay.insert(*op, None);
+                }
+                for (op, coin) in &entry.created {
+                    self.overlay.insert(*op, Some(coin.clone()));
+                }
+                self.tip = Some(Tip {
+                    height: entry.height,
+                    hash: BlockHash::from_byte_array(entry.hash),
+                });
+                self.undo_overlay.insert(entry.height, Some(entry.clone()));
+            }
+            Payload::Disconnect { height, hash } => {
+                let entry = self
+                    .undo_entry(*height)?
+                    .filter(|e| e.hash == *hash)
+                    .ok_or(StoreError::CorruptDb {
+                        what: "undo entry",
+                        reason: format!("disconnect of height {height} without its undo data"),
+                    })?;
+                for (op, _) in &entry.created {
+                    self.overlay.insert(*op, None);
+                }
+                for (op, coin) in &entry.spent {
+                    self.overlay.insert(*op, Some(coin.clone()));
+                }
+                self.undo_overlay.insert(*height, None);
+                self.tip = height.checked_sub(1).map(|h| Tip {
+                    height: h,
+                    hash: BlockHash::from_byte_array(entry.prev_hash),
+                });
+            }
+            Payload::Batch {
+                upserts,
+                deletes,
+                best_block,
+            } => {
+                for op in deletes {
+                    self.overlay.insert(*op, None);
+                }
+                for (op, coin) in upserts {
+                    self.overlay.insert(*op, Some(coin.clone()));
+                }
+                if let Some((hash, height)) = best_block {
+                    self.tip = Some(Tip {
+                        height: *height,
+                        hash: BlockHash::from_byte_array(*hash),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn undo_entry(&self, height: u32) -> Result<Option<BlockEntry>, StoreError> {
+        if let Some(e) = self.undo_overlay.get(&height) {
+            return Ok(e.clone());
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(StoreError::redb("begin read"))?;
+        let table = txn
+            .open_table(UNDO)
+            .map_err(StoreError::redb("open undo"))?;
+        let Some(v) = table.get(height).map_err(StoreError::redb("read undo"))? else {
+            return Ok(None);
+        };
+        postcard::from_bytes(v.value())
+            .map(Some)
+            .map_err(|e| StoreError::CorruptDb {
+                what: "undo entry",
+                reason: e.to_string(),
+            })
+    }
+
+    /// The stored block at `height` with its undo data, if still kept (the last `undo_depth`).
+    ///
+    /// # Errors
+    /// redb errors, [`StoreError::CorruptDb`] if the stored bytes do not decode.
+    pub fn undo_for(&self, height: u32) -> Result<Option<StoredBlock>, StoreError> {
+        self.undo_entry(height)?.map(stored_block).transpose()
+    }
+
+    /// Disconnects the tip block using its stored undo data (logged like a block; durable after
+    /// the next group commit). Returns the disconnected block, whose `undo` feeds
+    /// `UtxoSet::disconnect_block`.
+    ///
+    /// # Errors
+    /// [`StoreError::Empty`], [`StoreError::UndoUnavailable`] if the tip's undo was pruned or never
+    /// stored (e.g. the tip came from a snapshot), [`StoreError::Poisoned`], I/O errors.
+    pub fn disconnect_tip(&mut self) -> Result<(Ack, StoredBlock), StoreError> {
+        self.check_writable()?;
+        let tip = self.tip.ok_or(StoreError::Empty)?;
+        let entry = self
+            .undo_entry(tip.height)?
+            .filter(|e| e.hash == tip.hash.to_byte_array())
+            .ok_or(StoreError::UndoUnavailable { height: tip.height })?;
+        let stored = stored_block(entry)?;
+        let ack = self.log(Payload::Disconnect {
+            height: tip.height,
+            hash: tip.hash.to_byte_array(),
+        })?;
+        Ok((ack, stored))
+    }
+
+    /// Disconnects blocks until the tip is at `height`.
+    ///
+    /// # Errors
+    /// As [`Store::disconnect_tip`]; blocks disconnected before an error stay disconnected.
+    pub fn rollback_to(&mut self, height: u32) -> Result<Vec<StoredBlock>, StoreError> {
+        let mut out = Vec::new();
+        while self.tip.is_some_and(|t| t.height > height) {
+            out.push(self.disconnect_tip()?.1);
+        }
+        Ok(out)
+    }
+
+    /// The coin at `outpoint`, as of every record logged so far.
+    ///
+    /// # Errors
+    /// redb errors, [`StoreError::CorruptDb`].
+    pub fn get_coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        let raw = RawOutPoint::from(outpoint);
+        if let Some(c) = self.overlay.get(&raw) {
+            return Ok(c.as_ref().map(Coin::from));
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(StoreError::redb("begin read"))?;
+        let table = txn
+            .open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?;
+        let Some(v) = table
+            .get(&raw.key()[..])
+            .map_err(StoreError::redb("read coin"))?
+        else {
+            return Ok(None);
+        };
+        decode_coin(&mut v.value())
+            .map(Some)
+            .map_err(|e| StoreError::CorruptDb {
+                what: "coin",
+                reason: e.to_string(),
+            })
+    }
+
+    /// Checkpoints, then calls `f` for every coin in key order (txid raw bytes, then vout).
+    /// Constant memory: coins are streamed from one redb read transaction.
+    ///
+    /// # Errors
+    /// Checkpoint errors, redb errors, [`StoreError::CorruptDb`], or `f`'s error.
+    pub fn for_each_coin(
+        &mut self,
+        mut f: impl FnMut(OutPoint, Coin) -> Result<(), StoreError>,
+    ) -> Result<u64, StoreError> {
+        if !self.overlay.is_empty() || !self.undo_overlay.is_empty() {
+            self.checkpoint()?;
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(StoreError::redb("begin read"))?;
+        let table = txn
+            .open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?;
+        let mut n = 0u64;
+        for item in table.iter().map_err(StoreError::redb("iterate coins"))? {
+            let (k, v) = item.map_err(StoreError::redb("iterate coins"))?;
+            let op = RawOutPoint::from_key(k.value()).ok_or(StoreError::CorruptDb {
+                what: "coin key",
+                reason: format!("{} bytes", k.value().len()),
+            })?;
+            let coin = decode_coin(&mut v.value()).map_err(|e| StoreError::CorruptDb {
+                what: "coin",
+                reason: e.to_string(),
+            })?;
+            f(op.into(), coin)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Checkpoints, then returns an iterator over every coin in key order (txid raw bytes, then
+    /// vout), streamed from one redb read transaction (constant memory).
+    ///
+    /// # Errors
+    /// Checkpoint and redb errors.
+    pub fn coin_iter(&mut self) -> Result<CoinIter, StoreError> {
+        if !self.overlay.is_empty() || !self.undo_overlay.is_empty() {
+            self.checkpoint()?;
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(StoreError::redb("begin read"))?;
+        let table = txn
+            .open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?;
+        let range = table
+            .range::<&[u8]>(..)
+            .map_err(StoreError::redb("iterate coins"))?;
+        Ok(CoinIter { range })
+    }
+
+    /// Number of coins (checkpoints first so redb holds everything).
+    ///
+    /// # Errors
+    /// Checkpoint and redb errors.
+    pub fn coin_count(&mut self) -> Result<u64, StoreError> {
+        if !self.overlay.is_empty() || !self.undo_overlay.is_empty() {
+            self.checkpoint()?;
+        }
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(StoreError::redb("begin read"))?;
+        let table = txn
+            .open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?;
+        table.len().map_err(StoreError::redb("count coins"))
+    }
+
+    /// Loads coins into an empty store in one redb transaction and sets the tip: all or nothing.
+    /// `coins` yields `Err` to abort (nothing is written then).
+    pub(crate) fn bulk_load(
+        &mut self,
+        tip: Tip,
+        coins: &mut dyn Iterator<Item = Result<(OutPoint, Coin), StoreError>>,
+    ) -> Result<u64, StoreError> {
+        self.check_writable()?;
+        if let Some(t) = self.tip {
+            return Err(StoreError::NotEmpty { height: t.height });
+        }
+        if self.coin_count()? != 0 {
+            return Err(StoreError::NotEmpty { height: 0 });
+        }
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(StoreError::redb("begin snapshot load"))?;
+        let mut n = 0u64;
+        {
+            let mut table = txn
+                .open_table(COINS)
+                .map_err(StoreError::redb("open coins"))?;
+            let mut buf = Vec::with_capacity(64);
+            for item in coins {
+                let (op, coin) = item?; // dropping `txn` on error aborts it
+                buf.clear();
+                encode_coin(&coin, &mut buf);
+                table
+                    .insert(&RawOutPoint::from(&op).key()[..], &buf[..])
+                    .map_err(StoreError::redb("write coin"))?;
+                n += 1;
+            }
+            let mut meta = txn
+                .open_table(META)
+                .map_err(StoreError::redb("open meta"))?;
+            meta.insert(META_TIP, &tip.encode()[..])
+                .map_err(StoreError::redb("write meta"))?;
+            meta.insert(META_APPLIED, &self.wal.durable_seq.to_le_bytes()[..])
+                .map_err(StoreError::redb("write meta"))?;
+        }
+        let r = txn
+            .commit()
+            .map_err(StoreError::redb("commit snapshot load"));
+        self.poison_on(r)?;
+        self.tip = Some(tip);
+        Ok(n)
+    }
+
+    /// Makes everything durable and closes the store.
+    ///
+    /// # Errors
+    /// The I/O error of the final sync.
+    pub fn close(mut self) -> Result<(), StoreError> {
+        if self.poisoned.is_none() {
+            self.commit_pending()?;
+        }
+        Ok(())
+    }
+}
+
+impl CoinStore for Store {
+    type Error = StoreError;
+
+    fn get(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
+        self.get_coin(outpoint)
+    }
+
+    /// Logs the batch as one WAL record and syncs before returning (a flush is durable).
+    fn write(&mut self, batch: FlushBatch) -> Result<(), StoreError> {
+        self.check_writable()?;
+        let payload = Payload::Batch {
+            upserts: raw_pairs(&batch.upserts),
+            deletes: batch.deletes.iter().map(RawOutPoint::from).collect(),
+            best_block: batch.best_block.map(|(h, n)| (h.to_byte_array(), n)),
+        };
+        let _ack = self.log(payload)?;
+        self.commit_pending()?;
+        Ok(())
+    }
+}
+
+/// Iterator over the stored coins, from [`Store::coin_iter`].
+pub struct CoinIter {
+    range: redb::Range<'static, &'static [u8], &'static [u8]>,
+}
+
+impl std::fmt::Debug for CoinIter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoinIter").finish_non_exhaustive()
+    }
+}
+
+impl Iterator for CoinIter {
+    type Item = Result<(OutPoint, Coin), StoreError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.range.next()?;
+        Some(
+            item.map_err(StoreError::redb("iterate coins"))
+                .and_then(|(k, v)| {
+                    let op = RawOutPoint::from_key(k.value()).ok_or(StoreError::CorruptDb {
+                        what: "coin key",
+                        reason: format!("{} bytes", k.value().len()),
+                    })?;
+                    let coin = decode_coin(&mut v.value()).map_err(|e| StoreError::CorruptDb {
+                        what: "coin",
+                        reason: e.to_string(),
+                    })?;
+                    Ok((op.into(), coin))
+                }),
+        )
+    }
+}
+
+fn raw_pairs(v: &[(OutPoint, Coin)]) -> Vec<(RawOutPoint, RawCoin)> {
+    v.iter()
+        .map(|(op, c)| (RawOutPoint::from(op), RawCoin::from(c)))
+        .collect()
+}
+
+fn stored_block(e: BlockEntry) -> Result<StoredBlock, StoreError> {
+    let undo = BlockUndo::decode(&mut &e.undo[..]).map_err(|err| StoreError::CorruptDb {
+        what: "block undo",
+        reason: err.to_string(),
+    })?;
+    let conv = |v: &[(RawOutPoint, RawCoin)]| -> Vec<(OutPoint, Coin)> {
+        v.iter()
+            .map(|(op, c)| (OutPoint::from(*op), Coin::from(c)))
+            .collect()
+    };
+    Ok(StoredBlock {
+        height: e.height,
+        hash: BlockHash::from_byte_array(e.hash),
+        prev_hash: BlockHash::from_byte_array(e.prev_hash),
+        changes: ChangeSet {
+            created: conv(&e.created),
+            spent: conv(&e.spent),
+        },
+        undo,
+        commitment_root: e.commitment_root,
+    })
+}
+
+/// Creates the tables on first open, checks format version and network; returns (applied, tip).
+fn init_meta(db: &redb::Database, network: Network) -> Result<(u64, Option<Tip>), StoreError> {
+    let txn = db.begin_write().map_err(StoreError::redb("begin open"))?;
+    let magic = network.magic().to_bytes();
+    let (applied, tip, fresh) = {
+        txn.open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?;
+        txn.open_table(UNDO)
+            .map_err(StoreError::redb("open undo"))?;
+        let mut meta = txn
+            .open_table(META)
+            .map_err(StoreError::redb("open meta"))?;
+        let version = meta
+            .get(META_FORMAT)
+            .map_err(StoreError::redb("read meta"))?
+            .map(|v| le_u32(v.value()));
+        match version {
+            None => {
+                meta.insert(META_FORMAT, &STORE_FORMAT_VERSION.to_le_bytes()[..])
+                    .map_err(StoreError::redb("write meta"))?;
+                meta.insert(META_NETWORK, &magic[..])
+                    .map_err(StoreError::redb("write meta"))?;
+                (0, None, true)
+            }
+            Some(found) => {
+                let found = found.ok_or(StoreError::CorruptDb {
+                    what: "format version",
+                    reason: "not 4 bytes".into(),
+                })?;
+                if found > STORE_FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat {
+                        what: "datadir".into(),
+                        found,
+                        supported: STORE_FORMAT_VERSION,
+                    });
+                }
+                let stored = meta
+                    .get(META_NETWORK)
+                    .map_err(StoreError::redb("read meta"))?
+                    .map(|v| v.value().to_vec())
+                    .unwrap_or_default();
+                if stored != magic {
+                    let name = <[u8; 4]>::try_from(&stored[..])
+                        .ok()
+                        .and_then(|m| Network::from_magic(bitcoin::p2p::Magic::from_bytes(m)))
+                        .map_or_else(|| format!("magic {stored:02x?}"), |n| n.to_string());
+                    return Err(StoreError::NetworkMismatch {
+                        stored: name,
+                        requested: network.to_string(),
+                    });
+                }
+                let applied = meta
+                    .get(META_APPLIED)
+                    .map_err(StoreError::redb("read meta"))?
+                    .map(|v| le_u64(v.value()))
+                    .unwrap_or(Some(0))
+                    .ok_or(StoreError::CorruptDb {
+                        what: "applied_seq",
+                        reason: "not 8 bytes".into(),
+                    })?;
+                let tip = match meta.get(META_TIP).map_err(StoreError::redb("read meta"))? {
+                    Some(v) => Some(Tip::decode(v.value()).ok_or(StoreError::CorruptDb {
+                        what: "tip",
+                        reason: "not 36 bytes".into(),
+                    })?),
+                    None => None,
+                };
+                (applied, tip, false)
+            }
+        }
+    };
+    if fresh {
+        txn.commit().map_err(StoreError::redb("commit open"))?;
+    } else {
+        txn.abort().map_err(StoreError::redb("abort open"))?;
+    }
+    Ok((applied, tip))
+}
+
+fn le_u32(b: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(b).ok().map(u32::from_le_bytes)
+}
+fn le_u64(b: &[u8]) -> Option<u64> {
+    <[u8; 8]>::try_from(b).ok().map(u64::from_le_bytes)
+}
