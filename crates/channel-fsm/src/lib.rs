@@ -7,9 +7,18 @@
 //! - [`signer`]: the [`signer::Signer`] trait for participant keys, with an in-memory implementation.
 //! - [`tx`]: funding, commitment, penalty, delayed-sweep and cooperative-close transactions for 2..=16
 //!   participants (BOLT 3 exactly for 2); [`standard`]: Bitcoin Core's standardness rules for them.
+//! - [`ledger`]: the versioned ledger of internal outputs, transfer validation, the co-signed state root
+//!   and balance inclusion proofs.
+//! - [`msg`]: channel messages, versioned postcard encoding bounded by [`msg::MESSAGE_SIZE_MAX`].
+//! - [`channel`]: the sans-IO state machine of one participant ([`channel::Channel`]).
+//! - [`manager`]: [`manager::ChannelManager`], many channels, one lock each, atomic batches.
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod keys;
+pub mod ledger;
+pub mod manager;
+pub mod msg;
 pub mod sig;
 pub mod signer;
 pub mod standard;

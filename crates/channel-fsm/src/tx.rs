@@ -955,9 +955,11 @@ pub fn build_delayed_sweep(
 /// Participant `penalizer`'s penalty transaction taking a revoked commitment's delayed output.
 /// `revocation_secret` is [`keys::derive_revocation_privkey`] of the penalizer's revocation basepoint
 /// secret and the cheater's revealed per-commitment secret. For `n = 2` everything goes to the
-/// penalizer's payout script; for `n > 2` the value is split equally among all non-cheating
-/// participants (remainder to the penalizer), each part to its payout script, or all to the penalizer
-/// when a part would be dust.
+/// penalizer's payout script. For `n > 2` each honest participant first gets its `claims` entry (what
+/// the revoked state shorted it compared with the latest state; the shortfall of all honest
+/// participants together equals what the cheater took, so the cheater's output covers it up to the
+/// fee), then the rest is split equally among the honest participants (remainder to the penalizer);
+/// a part below dust goes to the penalizer instead.
 ///
 /// # Errors
 /// [`TxError::SweepTooSmall`], [`TxError::NoSuchParticipant`], [`TxError::Sighash`].
@@ -967,6 +969,7 @@ pub fn build_penalty(
     cheater: usize,
     penalizer: usize,
     revocation_secret: &SecretKey,
+    claims: &[Amount],
 ) -> Result<Transaction, TxError> {
     let n = params.participants.len();
     if penalizer >= n || penalizer == cheater {
@@ -983,23 +986,33 @@ pub fn build_penalty(
             fee: fee.to_sat(),
         })?;
     let honest: Vec<usize> = (0..n).filter(|i| *i != cheater).collect();
-    let share = Amount::from_sat(total.to_sat() / honest.len() as u64);
+    let mut pay = vec![Amount::ZERO; n];
+    let mut left = total;
+    if n > 2 {
+        for &i in &honest {
+            let claim = claims.get(i).copied().unwrap_or(Amount::ZERO).min(left);
+            pay[i] = claim;
+            left -= claim;
+        }
+        let share = Amount::from_sat(left.to_sat() / honest.len() as u64);
+        for &i in &honest {
+            pay[i] += share;
+            left -= share;
+        }
+    }
+    pay[penalizer] += left;
+    for &i in &honest {
+        if i != penalizer && pay[i] < DUST_LIMIT {
+            let v = pay[i];
+            pay[i] = Amount::ZERO;
+            pay[penalizer] += v;
+        }
+    }
     let mut outputs = Vec::new();
-    if n == 2 || share < DUST_LIMIT {
-        outputs.push(TxOut {
-            value: total,
-            script_pubkey: payout_script(&params.participants, penalizer)?,
-        });
-    } else {
-        let remainder = total - share * (honest.len() as u64);
-        for i in honest {
-            let value = if i == penalizer {
-                share + remainder
-            } else {
-                share
-            };
+    for &i in &honest {
+        if pay[i] > Amount::ZERO {
             outputs.push(TxOut {
-                value,
+                value: pay[i],
                 script_pubkey: payout_script(&params.participants, i)?,
             });
         }

@@ -146,9 +146,13 @@ fn check_all_transactions(n: usize) {
 
         // Once revoked, every other participant can take it.
         let secret = s.signers[holder].per_commitment_secret(number).unwrap();
+        // Claims: the next participant was shorted 10,000 sat by the revoked state.
+        let mut claims = vec![Amount::ZERO; n];
+        claims[(holder + 1) % n] = Amount::from_sat(10_000);
         for penalizer in (0..n).filter(|p| *p != holder) {
             let rk = s.signers[penalizer].revocation_privkey(&secret).unwrap();
-            let penalty = tx::build_penalty(&s.params, &spend, holder, penalizer, &rk).unwrap();
+            let penalty =
+                tx::build_penalty(&s.params, &spend, holder, penalizer, &rk, &claims).unwrap();
             common::verify_all(
                 &format!("penalty n={n} cheater={holder} by {penalizer}"),
                 &penalty,
@@ -159,7 +163,8 @@ fn check_all_transactions(n: usize) {
             // The cheater can't use its own revocation path (no leaf / wrong key).
             if n == 2 {
                 let wrong = s.signers[holder].revocation_privkey(&secret).unwrap();
-                let bad = tx::build_penalty(&s.params, &spend, holder, penalizer, &wrong).unwrap();
+                let bad =
+                    tx::build_penalty(&s.params, &spend, holder, penalizer, &wrong, &[]).unwrap();
                 assert!(common::core_verify(&bad, std::slice::from_ref(&spend.txout)).is_err());
             }
         }
@@ -169,7 +174,7 @@ fn check_all_transactions(n: usize) {
         let rk = s.signers[penalizer]
             .revocation_privkey(&other_secret)
             .unwrap();
-        let bad = tx::build_penalty(&s.params, &spend, holder, penalizer, &rk).unwrap();
+        let bad = tx::build_penalty(&s.params, &spend, holder, penalizer, &rk, &claims).unwrap();
         assert!(common::core_verify(&bad, std::slice::from_ref(&spend.txout)).is_err());
     }
     // Cooperative close.
@@ -292,7 +297,7 @@ fn standardness_checks_reject_violations() {
     let spend = DelayedSpend::of(&c).unwrap();
     let secret = s.signers[0].per_commitment_secret(0).unwrap();
     let rk = s.signers[1].revocation_privkey(&secret).unwrap();
-    let penalty = tx::build_penalty(&s.params, &spend, 0, 1, &rk).unwrap();
+    let penalty = tx::build_penalty(&s.params, &spend, 0, 1, &rk, &[]).unwrap();
     standard::check_standard(&penalty, std::slice::from_ref(&spend.txout)).unwrap();
     let mut items: Vec<Vec<u8>> = penalty.input[0]
         .witness

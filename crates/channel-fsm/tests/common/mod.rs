@@ -45,3 +45,4 @@ pub fn verify_all(what: &str, tx: &Transaction, prevouts: &[TxOut]) {
     channel_fsm::standard::check_standard(tx, prevouts)
         .unwrap_or_else(|e| panic!("{what}: not standard: {e}"));
 }
+pub mod net;

@@ -1,0 +1,414 @@
+//! Functional tests through the LDK-style harness: open, transfer, close, unilateral close with the
+//! delayed sweep, penalty of a revoked commitment, persistence before send, failed transitions leave
+//! the channel unchanged, replay protection, balance proofs against the co-signed root.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use channel_fsm::channel::{ChannelError, Event, Phase};
+use channel_fsm::ledger::{self, state_digest};
+use channel_fsm::msg::{self, Message, Sig};
+use channel_fsm::sig::{DefaultBackend, SigBackend};
+use channel_fsm::signer::Signer;
+use channel_fsm::tx;
+use common::net::{create_network, sat};
+
+#[test]
+fn two_party_open_transfer_close() {
+    let mut net = create_network(2);
+    let cfg = net.open_channel(&[sat(7_000_000), sat(3_000_000)]);
+    net.transfer(0, 1, sat(1_000_000));
+    net.transfer(1, 0, sat(250_000));
+    net.transfer(1, 0, sat(250_000));
+    let ledger = net.nodes[0].channel.as_ref().unwrap().ledger().clone();
+    let reserve = tx::commitment_fee(&cfg.params);
+    assert_eq!(
+        ledger.balances(),
+        vec![
+            sat(7_000_000 - 1_000_000 + 500_000) - reserve,
+            sat(3_000_000 + 1_000_000 - 500_000)
+        ]
+    );
+    let close = net.close(1);
+    // Each participant's payout equals its ledger balance (the funder's reserve paid the fee).
+    for i in 0..2 {
+        let spk = tx::payout_script(&cfg.params.participants, i).unwrap();
+        let got: bitcoin::Amount = close
+            .output
+            .iter()
+            .filter(|o| o.script_pubkey == spk)
+            .map(|o| o.value)
+            .sum();
+        assert_eq!(got, ledger.balances()[i]);
+    }
+    assert!(
+        net.nodes
+            .iter()
+            .all(|n| n.channel.as_ref().unwrap().phase() == Phase::Settled)
+    );
+}
+
+#[test]
+fn three_party_open_transfer_close() {
+    let mut net = create_network(3);
+    net.open_channel(&[sat(5_000_000), sat(3_000_000), sat(2_000_000)]);
+    net.transfer(0, 2, sat(100_000));
+    net.transfer(2, 1, sat(1_000_000));
+    net.transfer(1, 0, sat(50_000));
+    net.close(2);
+}
+
+#[test]
+fn unilateral_close_sweeps_after_the_delay() {
+    let mut net = create_network(2);
+    let cfg = net.open_channel(&[sat(6_000_000), sat(4_000_000)]);
+    net.transfer(0, 1, sat(500_000));
+    let actions = net.nodes[1]
+        .channel
+        .as_mut()
+        .unwrap()
+        .force_close()
+        .unwrap();
+    net.apply(1, actions);
+    assert_eq!(net.broadcasts.len(), 1);
+    net.broadcasts.clear();
+    net.mine();
+    for i in 0..2 {
+        let ev = net.take_events(i);
+        assert!(
+            ev.iter().any(|e| matches!(
+                e,
+                Event::CommitmentConfirmed {
+                    holder: 1,
+                    revoked: false,
+                    ..
+                }
+            )),
+            "{ev:?}"
+        );
+    }
+    assert_eq!(
+        net.nodes[0].channel.as_ref().unwrap().phase(),
+        Phase::Resolved
+    );
+    assert_eq!(
+        net.nodes[1].channel.as_ref().unwrap().phase(),
+        Phase::Disputed
+    );
+    // The sweep waits for to_self_delay; nothing is broadcast before.
+    for _ in 0..(cfg.params.to_self_delay - 2) {
+        net.mine();
+        assert!(net.broadcasts.is_empty());
+    }
+    net.mine();
+    assert_eq!(
+        net.broadcasts.len(),
+        1,
+        "sweep broadcast exactly when the lock opens"
+    );
+    net.broadcasts.clear();
+    net.mine();
+    assert_eq!(
+        net.nodes[1].channel.as_ref().unwrap().phase(),
+        Phase::Resolved
+    );
+    net.take_events(0);
+    net.take_events(1);
+    let spk = tx::payout_script(&cfg.params.participants, 1).unwrap();
+    assert!(net.chain.balance_of(&spk) > sat(4_400_000));
+}
+
+fn cheat_and_penalize(n: usize) {
+    let mut net = create_network(n);
+    let balances: Vec<_> = (0..n)
+        .map(|i| sat(2_000_000 + 100_000 * i as u64))
+        .collect();
+    let cfg = net.open_channel(&balances);
+    let cheater = n - 1;
+    net.transfer(0, cheater, sat(300_000));
+    // The cheater keeps its state at this version, then pays most of its funds away.
+    let old = net.nodes[cheater].channel.as_ref().unwrap().clone();
+    net.transfer(cheater, 0, sat(1_500_000));
+    if n > 2 {
+        net.transfer(1, 0, sat(100_000));
+    }
+    let latest = net.nodes[0].channel.as_ref().unwrap().ledger().balances();
+    let revoked = old.signed_commitment().unwrap();
+    net.chain.broadcast(revoked).unwrap();
+    net.mine();
+    // Every honest node saw a revoked commitment and broadcast its penalty.
+    let penalties = net.broadcasts.len();
+    assert!(penalties >= 1);
+    net.broadcasts.clear();
+    net.mine();
+    for i in 0..n {
+        let ev = net.take_events(i);
+        if i != cheater {
+            assert!(
+                ev.iter()
+                    .any(|e| matches!(e, Event::CommitmentConfirmed { revoked: true, .. })),
+                "{ev:?}"
+            );
+            assert_eq!(
+                net.nodes[i].channel.as_ref().unwrap().phase(),
+                Phase::Penalized,
+                "node {i}"
+            );
+        }
+    }
+    // No honest participant lost anything beyond on-chain fees.
+    let fee_allowance = sat(5_000);
+    for i in (0..n).filter(|i| *i != cheater) {
+        let spk = tx::payout_script(&cfg.params.participants, i).unwrap();
+        let got = net.chain.balance_of(&spk);
+        assert!(
+            got + fee_allowance >= latest[i],
+            "participant {i}: got {got}, latest balance {}",
+            latest[i]
+        );
+    }
+    let spk = tx::payout_script(&cfg.params.participants, cheater).unwrap();
+    assert_eq!(
+        net.chain.balance_of(&spk),
+        sat(0),
+        "the cheater's delayed output went to the others"
+    );
+}
+
+#[test]
+fn revoked_commitment_is_penalized_two_party() {
+    cheat_and_penalize(2);
+}
+
+#[test]
+fn revoked_commitment_is_penalized_four_party() {
+    cheat_and_penalize(4);
+}
+
+#[test]
+fn messages_wait_for_persistence() {
+    let mut net = create_network(2);
+    net.open_channel(&[sat(6_000_000), sat(4_000_000)]);
+    net.sync_persist = false;
+    let ch = net.nodes[0].channel.as_mut().unwrap();
+    let t = ch.make_transfer(1, sat(10_000)).unwrap();
+    let actions = ch.propose(vec![t]).unwrap();
+    assert!(matches!(
+        actions[0],
+        channel_fsm::channel::Action::Persist { .. }
+    ));
+    assert!(
+        actions
+            .iter()
+            .all(|a| !matches!(a, channel_fsm::channel::Action::Send { .. })),
+        "no send before persist"
+    );
+    net.apply(0, actions);
+    assert!(net.queue.is_empty());
+    // "In progress": the record becomes durable later; only then do the messages leave.
+    assert!(net.complete_persist(0));
+    assert_eq!(net.queue.len(), 2, "propose + sign released");
+    loop {
+        net.deliver_all();
+        let mut progressed = false;
+        for i in 0..2 {
+            while net.complete_persist(i) {
+                progressed = true;
+            }
+        }
+        if !progressed && net.queue.is_empty() {
+            break;
+        }
+    }
+    for i in 0..2 {
+        assert_eq!(net.nodes[i].channel.as_ref().unwrap().ledger().version, 1);
+        net.take_events(i);
+    }
+}
+
+#[test]
+fn failed_transitions_leave_the_channel_unchanged_and_replays_are_rejected() {
+    let mut net = create_network(2);
+    net.open_channel(&[sat(6_000_000), sat(4_000_000)]);
+    // Capture node 1's Sign for version 1.
+    let ch0 = net.nodes[0].channel.as_mut().unwrap();
+    let t = ch0.make_transfer(1, sat(10_000)).unwrap();
+    let actions = ch0.propose(vec![t.clone()]).unwrap();
+    net.apply(0, actions);
+    net.deliver_at(0); // Propose to node 1 → its Sign is queued
+    let (_, sign_bytes) = net
+        .queue
+        .iter()
+        .find(|(to, b)| *to == 0 && matches!(msg::decode(b).unwrap(), Message::Sign { .. }))
+        .cloned()
+        .unwrap();
+    net.deliver_all();
+    net.take_events(0);
+    net.take_events(1);
+    let before = net.nodes[0].channel.as_ref().unwrap().record();
+    let signer1 = net.nodes[1].signer.clone();
+    let ch0 = net.nodes[0].channel.as_mut().unwrap();
+    // Replay of the version-1 Sign at version 1 (already complete) is an idempotent no-op...
+    let sign = msg::decode(&sign_bytes).unwrap();
+    assert_eq!(ch0.handle_message(sign.clone()).unwrap(), vec![]);
+    // ...and a replay into the next version is refused.
+    let t2 = ch0.make_transfer(1, sat(20_000)).unwrap();
+    let pending_root = ch0
+        .ledger()
+        .apply_unchecked(ch0.channel_id(), std::slice::from_ref(&t2))
+        .unwrap()
+        .root();
+    let actions = ch0.propose(vec![t2]).unwrap();
+    let record_id = match actions[0] {
+        channel_fsm::channel::Action::Persist { record_id, .. } => record_id,
+        _ => panic!(),
+    };
+    let after_propose = ch0.record();
+    let Message::Sign {
+        channel_id,
+        root,
+        state_sig,
+        commitment_sigs,
+        next_point,
+        from,
+        ..
+    } = sign.clone()
+    else {
+        panic!()
+    };
+    let replay = Message::Sign {
+        channel_id,
+        version: 2,
+        from,
+        root,
+        state_sig,
+        commitment_sigs: commitment_sigs.clone(),
+        next_point,
+    };
+    assert!(matches!(
+        ch0.handle_message(replay),
+        Err(ChannelError::RootMismatch { .. })
+    ));
+    // The old state signature over the new root is refused too (it signed version 1).
+    let replay = Message::Sign {
+        channel_id,
+        version: 2,
+        from,
+        root: pending_root,
+        state_sig,
+        commitment_sigs: commitment_sigs.clone(),
+        next_point,
+    };
+    assert!(matches!(
+        ch0.handle_message(replay),
+        Err(ChannelError::BadStateSignature { .. })
+    ));
+    assert_eq!(
+        ch0.record(),
+        after_propose,
+        "unchanged after a failed transition"
+    );
+    // A signature over the right root but for another channel is refused.
+    let other_channel = [9u8; 32];
+    let forged = signer1.sign_state(&state_digest(&other_channel, 2, &pending_root));
+    let bad = Message::Sign {
+        channel_id,
+        version: 2,
+        from,
+        root: pending_root,
+        state_sig: Sig(forged),
+        commitment_sigs,
+        next_point,
+    };
+    assert!(ch0.handle_message(bad).is_err());
+    assert_eq!(ch0.record(), after_propose);
+    // Wrong channel id is refused outright.
+    let wrong = Message::Revoke {
+        channel_id: other_channel,
+        version: 0,
+        from: 1,
+        secret: [0; 32],
+    };
+    assert_eq!(ch0.handle_message(wrong), Err(ChannelError::WrongChannel));
+    // A bad revocation secret is refused.
+    let bad_secret = Message::Revoke {
+        channel_id,
+        version: 0,
+        from: 1,
+        secret: [7; 32],
+    };
+    assert!(ch0.handle_message(bad_secret).is_err());
+    assert_eq!(ch0.record(), after_propose);
+    // Let the update finish.
+    let released = ch0.persisted(record_id);
+    net.apply(0, released);
+    net.deliver_all();
+    net.take_events(0);
+    net.take_events(1);
+    assert_ne!(before, net.nodes[0].channel.as_ref().unwrap().record());
+}
+
+#[test]
+fn transfer_validation_errors_leave_channel_unchanged() {
+    let mut net = create_network(2);
+    net.open_channel(&[sat(6_000_000), sat(4_000_000)]);
+    let ch1 = net.nodes[1].channel.as_ref().unwrap().clone();
+    let ch0 = net.nodes[0].channel.as_mut().unwrap();
+    let before = ch0.record();
+    // Signed by someone else.
+    let mut t = ch1.make_transfer(0, sat(1_000)).unwrap();
+    t.sender = 0;
+    t.inputs = ch0.ledger().outputs_of(0).map(|(id, _)| *id).collect();
+    assert!(matches!(
+        ch0.propose(vec![t]),
+        Err(ChannelError::Transfer(
+            ledger::TransferError::BadSignature { .. }
+        ))
+    ));
+    // Paying more than owned.
+    assert!(ch0.make_transfer(1, sat(60_000_000)).is_err());
+    // Dust output.
+    let t = ch0.make_transfer(1, sat(100)).unwrap();
+    assert!(matches!(
+        ch0.propose(vec![t]),
+        Err(ChannelError::Transfer(ledger::TransferError::Dust { .. }))
+    ));
+    assert_eq!(ch0.record(), before);
+}
+
+#[test]
+fn balance_provable_against_cosigned_root() {
+    let mut net = create_network(3);
+    net.open_channel(&[sat(5_000_000), sat(3_000_000), sat(2_000_000)]);
+    net.transfer(0, 2, sat(100_000));
+    let ch = net.nodes[2].channel.as_ref().unwrap();
+    let ledger = ch.ledger();
+    let root = ledger.root();
+    let keys: Vec<_> = ch
+        .config()
+        .params
+        .participants
+        .iter()
+        .map(|p| DefaultBackend::parse_xonly_public(&p.state_key.serialize()).unwrap())
+        .collect();
+    let sigs = ch.state_signatures();
+    ledger::verify_state_signatures(ch.channel_id(), ledger.version, &root, &keys, &sigs, 0..3)
+        .unwrap();
+    assert_eq!(
+        ledger::verify_state_signatures(
+            ch.channel_id(),
+            ledger.version + 1,
+            &root,
+            &keys,
+            &sigs,
+            0..3
+        ),
+        Err(0),
+        "no replay on another version"
+    );
+    for (id, out) in ledger.outputs_of(2) {
+        let proof = ledger.prove(id).unwrap();
+        assert_eq!(proof.output, *out);
+        assert!(proof.verify(&root));
+    }
+}
