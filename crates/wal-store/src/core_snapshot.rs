@@ -10,10 +10,10 @@
 
 use std::io::{self, BufReader, BufWriter, Read, Write};
 
-use bitcoin::hashes::Hash;
+use bitcoin::hashes::{Hash, HashEngine, sha256d};
 use bitcoin::{BlockHash, Network, OutPoint, Txid};
 use utxo_core::compress::{decode_coin, encode_coin, write_varint};
-use utxo_core::{Coin, SCRIPT_SIZE_MAX};
+use utxo_core::{Coin, SCRIPT_SIZE_MAX, txout_ser};
 
 use crate::SNAPSHOT_COINS_MAX;
 use crate::error::{SnapshotError, StoreError};
@@ -145,9 +145,50 @@ pub struct CoreSnapshotReader<R> {
     prev: Option<(Txid, Vec<u8>)>,
     raw: Vec<u8>,
     done: bool,
+    /// `hash_serialized_3` engine; a txid's coins are fed in numeric vout order once complete.
+    engine: bitcoin::hashes::sha256::HashEngine,
+    group_ser: Vec<(u32, Vec<u8>)>,
+    expected: Option<sha256d::Hash>,
+    computed: Option<sha256d::Hash>,
 }
 
 impl<R: Read> CoreSnapshotReader<R> {
+    /// Makes the reader fail at the end unless the coins' `hash_serialized_3` equals `expected`
+    /// (what Core checks against its assumeutxo parameters).
+    pub fn expect_hash_serialized_3(&mut self, expected: sha256d::Hash) {
+        self.expected = Some(expected);
+    }
+
+    /// The coins' `hash_serialized_3`, once every coin was read.
+    pub fn hash_serialized_3(&self) -> Option<sha256d::Hash> {
+        self.computed
+    }
+
+    fn end_of_group(&mut self) {
+        self.group_ser.sort_by_key(|(vout, _)| *vout);
+        for (_, ser) in self.group_ser.drain(..) {
+            self.engine.input(&ser);
+        }
+    }
+
+    fn finish(&mut self) -> Result<(), SnapshotError> {
+        let mut extra = [0u8; 1];
+        if self.inner.read(&mut extra)? != 0 {
+            return Err(SnapshotError::TrailingBytes);
+        }
+        let computed = sha256d::Hash::from_engine(std::mem::take(&mut self.engine));
+        self.computed = Some(computed);
+        if let Some(expected) = self.expected
+            && expected != computed
+        {
+            return Err(SnapshotError::HashMismatch {
+                expected: expected.to_string(),
+                computed: computed.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     /// Reads the metadata; the network magic must be `network`'s.
     ///
     /// # Errors
@@ -196,6 +237,10 @@ impl<R: Read> CoreSnapshotReader<R> {
             prev: None,
             raw: Vec::with_capacity(64),
             done: false,
+            engine: sha256d::Hash::engine(),
+            group_ser: Vec::new(),
+            expected: None,
+            computed: None,
         })
     }
 
@@ -257,13 +302,17 @@ impl<R: Read> CoreSnapshotReader<R> {
         self.prev = Some(cur);
         self.group_left -= 1;
         self.read += 1;
-        Ok((
-            OutPoint {
-                txid: self.group_txid,
-                vout,
-            },
-            coin,
-        ))
+        let op = OutPoint {
+            txid: self.group_txid,
+            vout,
+        };
+        let mut ser = Vec::with_capacity(64);
+        txout_ser(&op, &coin, &mut ser);
+        self.group_ser.push((vout, ser));
+        if self.group_left == 0 {
+            self.end_of_group();
+        }
+        Ok((op, coin))
     }
 }
 
@@ -281,12 +330,7 @@ impl<R: Read> Iterator for CoreSnapshotReader<R> {
             return Some(r);
         }
         self.done = true;
-        let mut extra = [0u8; 1];
-        match self.inner.read(&mut extra) {
-            Ok(0) => None,
-            Ok(_) => Some(Err(SnapshotError::TrailingBytes)),
-            Err(e) => Some(Err(SnapshotError::Io(e))),
-        }
+        self.finish().err().map(Err)
     }
 }
 
@@ -391,7 +435,9 @@ impl Store {
     }
 
     /// Loads a Core snapshot into an empty store, all or nothing. `height_of(hash)` resolves the
-    /// base block in the caller's header chain; `None` means the block is unknown.
+    /// base block in the caller's header chain; `None` means the block is unknown. With
+    /// `expected_hash` (Core's assumeutxo `hash_serialized_3` for that block), the load commits only
+    /// if the coins hash to it — Core's format has no checksum of its own.
     ///
     /// # Errors
     /// [`StoreError::NotEmpty`], [`SnapshotError`] (wrong network, unknown block, corrupt,
@@ -400,8 +446,12 @@ impl Store {
         &mut self,
         input: R,
         height_of: impl FnOnce(&BlockHash) -> Option<u32>,
+        expected_hash: Option<sha256d::Hash>,
     ) -> Result<(CoreSnapshotHeader, Tip), StoreError> {
         let mut reader = CoreSnapshotReader::new(input, self.network())?;
+        if let Some(h) = expected_hash {
+            reader.expect_hash_serialized_3(h);
+        }
         let header = *reader.header();
         let height = height_of(&header.base_hash).ok_or_else(|| SnapshotError::UnknownBlock {
             hash: header.base_hash.to_string(),

@@ -209,6 +209,14 @@ pub enum SnapshotError {
         /// Computed over the coins.
         computed: String,
     },
+    /// The coins' `hash_serialized_3` differs from the one expected (Core's assumeutxo check).
+    #[error("snapshot hash_serialized_3 mismatch: expected {expected}, coins {computed}")]
+    HashMismatch {
+        /// Expected (display order).
+        expected: String,
+        /// Computed over the coins (display order).
+        computed: String,
+    },
     /// A coin record does not decode or breaks a rule (order, duplicates, limits).
     #[error("bad coin #{index} in snapshot: {reason}")]
     BadCoin {

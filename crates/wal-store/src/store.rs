@@ -10,7 +10,8 @@ use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, Network, OutPoint};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use utxo_core::compress::{decode_coin, encode_coin};
-use utxo_core::{BlockUndo, ChangeSet, Coin, CoinStore, FlushBatch};
+use utxo_core::muhash::MuHash3072;
+use utxo_core::{BlockUndo, ChangeSet, Coin, CoinStore, FlushBatch, UtxoStats};
 
 use crate::error::{FrameError, StoreError};
 use crate::fs::{DirIo, StoreIo};
@@ -26,6 +27,8 @@ const META_FORMAT: &str = "format_version";
 const META_NETWORK: &str = "network";
 const META_APPLIED: &str = "applied_seq";
 const META_TIP: &str = "tip";
+const META_STATS: &str = "stats";
+const STATS_LEN: usize = 24 + 768;
 
 /// How a [`Store`] behaves. `StoreOptions::new(network)` gives the defaults.
 #[derive(Debug, Clone)]
@@ -190,6 +193,7 @@ pub struct Store {
     /// Undo entries logged since the last checkpoint (`None` = disconnected).
     undo_overlay: BTreeMap<u32, Option<BlockEntry>>,
     tip: Option<Tip>,
+    stats: UtxoStats,
     applied_seq: u64,
     poisoned: Option<String>,
     report: RecoveryReport,
@@ -223,7 +227,7 @@ impl Store {
         let db = io
             .open_redb(&builder)
             .map_err(StoreError::redb("open redb"))?;
-        let (applied_seq, tip) = init_meta(&db, options.network)?;
+        let (applied_seq, tip, stats) = init_meta(&db, options.network)?;
         // A placeholder writer; replaced after the scan. It never writes.
         let mut store = Store {
             io: Arc::clone(&io),
@@ -233,6 +237,7 @@ impl Store {
             overlay: HashMap::new(),
             undo_overlay: BTreeMap::new(),
             tip,
+            stats,
             applied_seq,
             poisoned: None,
             report: RecoveryReport::default(),
@@ -286,6 +291,13 @@ impl Store {
     /// The tip after every record logged so far (durable or not).
     pub fn tip(&self) -> Option<Tip> {
         self.tip
+    }
+
+    /// Bitcoin Core-compatible statistics of the set at [`Store::tip`] (txouts, bogosize,
+    /// total_amount, MuHash), kept incrementally from block and disconnect records: O(1).
+    /// Raw [`CoinStore::write`] batches do not change them.
+    pub fn stats(&self) -> &UtxoStats {
+        &self.stats
     }
 
     /// Highest WAL sequence number that is durable.
@@ -505,6 +517,8 @@ impl Store {
                 .map_err(StoreError::redb("open meta"))?;
             meta.insert(META_APPLIED, &applied_seq.to_le_bytes()[..])
                 .map_err(StoreError::redb("write meta"))?;
+            meta.insert(META_STATS, &encode_stats(&self.stats)[..])
+                .map_err(StoreError::redb("write meta"))?;
             match self.tip {
                 Some(tip) => {
                     meta.insert(META_TIP, &tip.encode()[..])
@@ -528,11 +542,16 @@ impl Store {
     fn apply_payload(&mut self, payload: &Payload) -> Result<(), StoreError> {
         match payload {
             Payload::Block(entry) => {
-                for (op, _) in &entry.spent {
+                let mut buf = Vec::with_capacity(128);
+                for (op, coin) in &entry.spent {
                     self.overlay.insert(*op, None);
+                    self.stats
+                        .remove_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
                 for (op, coin) in &entry.created {
                     self.overlay.insert(*op, Some(coin.clone()));
+                    self.stats
+                        .add_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
                 self.tip = Some(Tip {
                     height: entry.height,
@@ -548,11 +567,16 @@ impl Store {
                         what: "undo entry",
                         reason: format!("disconnect of height {height} without its undo data"),
                     })?;
-                for (op, _) in &entry.created {
+                let mut buf = Vec::with_capacity(128);
+                for (op, coin) in &entry.created {
                     self.overlay.insert(*op, None);
+                    self.stats
+                        .remove_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
                 for (op, coin) in &entry.spent {
                     self.overlay.insert(*op, Some(coin.clone()));
+                    self.stats
+                        .add_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
                 self.undo_overlay.insert(*height, None);
                 self.tip = height.checked_sub(1).map(|h| Tip {
@@ -771,6 +795,7 @@ impl Store {
             .begin_write()
             .map_err(StoreError::redb("begin snapshot load"))?;
         let mut n = 0u64;
+        let mut stats = UtxoStats::new(true);
         {
             let mut table = txn
                 .open_table(COINS)
@@ -778,6 +803,7 @@ impl Store {
             let mut buf = Vec::with_capacity(64);
             for item in coins {
                 let (op, coin) = item?; // dropping `txn` on error aborts it
+                stats.add_coin(&op, &coin, &mut buf);
                 buf.clear();
                 encode_coin(&coin, &mut buf);
                 table
@@ -792,12 +818,15 @@ impl Store {
                 .map_err(StoreError::redb("write meta"))?;
             meta.insert(META_APPLIED, &self.wal.durable_seq.to_le_bytes()[..])
                 .map_err(StoreError::redb("write meta"))?;
+            meta.insert(META_STATS, &encode_stats(&stats)[..])
+                .map_err(StoreError::redb("write meta"))?;
         }
         let r = txn
             .commit()
             .map_err(StoreError::redb("commit snapshot load"));
         self.poison_on(r)?;
         self.tip = Some(tip);
+        self.stats = stats;
         Ok(n)
     }
 
@@ -896,10 +925,13 @@ fn stored_block(e: BlockEntry) -> Result<StoredBlock, StoreError> {
 }
 
 /// Creates the tables on first open, checks format version and network; returns (applied, tip).
-fn init_meta(db: &redb::Database, network: Network) -> Result<(u64, Option<Tip>), StoreError> {
+fn init_meta(
+    db: &redb::Database,
+    network: Network,
+) -> Result<(u64, Option<Tip>, UtxoStats), StoreError> {
     let txn = db.begin_write().map_err(StoreError::redb("begin open"))?;
     let magic = network.magic().to_bytes();
-    let (applied, tip, fresh) = {
+    let (applied, tip, stats, fresh) = {
         txn.open_table(COINS)
             .map_err(StoreError::redb("open coins"))?;
         txn.open_table(UNDO)
@@ -917,7 +949,7 @@ fn init_meta(db: &redb::Database, network: Network) -> Result<(u64, Option<Tip>)
                     .map_err(StoreError::redb("write meta"))?;
                 meta.insert(META_NETWORK, &magic[..])
                     .map_err(StoreError::redb("write meta"))?;
-                (0, None, true)
+                (0, None, UtxoStats::new(true), true)
             }
             Some(found) => {
                 let found = found.ok_or(StoreError::CorruptDb {
@@ -962,7 +994,17 @@ fn init_meta(db: &redb::Database, network: Network) -> Result<(u64, Option<Tip>)
                     })?),
                     None => None,
                 };
-                (applied, tip, false)
+                let stats = match meta
+                    .get(META_STATS)
+                    .map_err(StoreError::redb("read meta"))?
+                {
+                    Some(v) => decode_stats(v.value()).ok_or(StoreError::CorruptDb {
+                        what: "stats",
+                        reason: "bad length".into(),
+                    })?,
+                    None => UtxoStats::new(true),
+                };
+                (applied, tip, stats, false)
             }
         }
     };
@@ -971,7 +1013,30 @@ fn init_meta(db: &redb::Database, network: Network) -> Result<(u64, Option<Tip>)
     } else {
         txn.abort().map_err(StoreError::redb("abort open"))?;
     }
-    Ok((applied, tip))
+    Ok((applied, tip, stats))
+}
+
+fn encode_stats(s: &UtxoStats) -> Vec<u8> {
+    let mut out = Vec::with_capacity(STATS_LEN);
+    out.extend_from_slice(&s.txouts.to_le_bytes());
+    out.extend_from_slice(&s.bogosize.to_le_bytes());
+    out.extend_from_slice(&s.total_amount.to_sat().to_le_bytes());
+    let m = s.muhash.clone().unwrap_or_default();
+    out.extend_from_slice(&m.to_bytes());
+    out
+}
+
+fn decode_stats(b: &[u8]) -> Option<UtxoStats> {
+    if b.len() != STATS_LEN {
+        return None;
+    }
+    let m: &[u8; 768] = b[24..].try_into().ok()?;
+    Some(UtxoStats {
+        txouts: le_u64(&b[0..8])?,
+        bogosize: le_u64(&b[8..16])?,
+        total_amount: bitcoin::Amount::from_sat(le_u64(&b[16..24])?),
+        muhash: Some(MuHash3072::from_bytes(m)),
+    })
 }
 
 fn le_u32(b: &[u8]) -> Option<u32> {

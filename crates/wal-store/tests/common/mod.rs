@@ -1,0 +1,132 @@
+//! Shared test helpers: a seeded synthetic chain generator with a reference model (BTreeMap) of the
+//! set after every block, and helpers to read a store's full state.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+
+use bitcoin::hashes::Hash;
+use bitcoin::{Amount, BlockHash, OutPoint, ScriptBuf, Txid};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use utxo_core::{BlockUndo, ChangeSet, Coin, TxUndo};
+use wal_store::{BlockRecord, Store};
+
+/// The set as the model sees it.
+pub type Model = BTreeMap<OutPoint, Coin>;
+
+/// One generated block.
+#[derive(Clone, Debug)]
+pub struct GenBlock {
+    pub height: u32,
+    pub hash: BlockHash,
+    pub prev_hash: BlockHash,
+    pub changes: ChangeSet,
+    pub undo: BlockUndo,
+}
+
+impl GenBlock {
+    pub fn record(&self) -> BlockRecord<'_> {
+        BlockRecord {
+            height: self.height,
+            hash: self.hash,
+            prev_hash: self.prev_hash,
+            changes: &self.changes,
+            undo: &self.undo,
+            commitment_root: Some([self.height.to_le_bytes()[0]; 32]),
+        }
+    }
+}
+
+/// A seeded chain: each block creates a few coins and spends a few existing ones.
+pub struct Chain {
+    rng: ChaCha8Rng,
+    pub model: Model,
+    pub tip: Option<(u32, BlockHash)>,
+}
+
+impl Chain {
+    pub fn new(seed: u64) -> Chain {
+        Chain {
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            model: Model::new(),
+            tip: None,
+        }
+    }
+
+    pub fn next_block(&mut self) -> GenBlock {
+        let height = self.tip.map_or(0, |t| t.0 + 1);
+        let prev_hash = self.tip.map_or(BlockHash::all_zeros(), |t| t.1);
+        let hash = BlockHash::from_byte_array(self.rng.random());
+        let mut spent = Vec::new();
+        let n_spend = self.rng.random_range(0..4usize).min(self.model.len());
+        for _ in 0..n_spend {
+            let idx = self.rng.random_range(0..self.model.len());
+            let (op, coin) = self
+                .model
+                .iter()
+                .nth(idx)
+                .map(|(o, c)| (*o, c.clone()))
+                .unwrap();
+            self.model.remove(&op);
+            spent.push((op, coin));
+        }
+        let txid = Txid::from_byte_array(self.rng.random());
+        let mut created = Vec::new();
+        for vout in 0..self.rng.random_range(1..5u32) {
+            let len = self.rng.random_range(0..40usize);
+            let script: Vec<u8> = (0..len).map(|_| self.rng.random()).collect();
+            let coin = Coin {
+                amount: Amount::from_sat(self.rng.random_range(0..5_000_000_000u64)),
+                height,
+                is_coinbase: vout == 0,
+                script_pubkey: ScriptBuf::from_bytes(script),
+            };
+            let op = OutPoint { txid, vout };
+            self.model.insert(op, coin.clone());
+            created.push((op, coin));
+        }
+        let undo = BlockUndo {
+            txs: vec![TxUndo {
+                spent: spent.iter().map(|(_, c)| c.clone()).collect(),
+            }],
+        };
+        self.tip = Some((height, hash));
+        GenBlock {
+            height,
+            hash,
+            prev_hash,
+            changes: ChangeSet { created, spent },
+            undo,
+        }
+    }
+
+    /// Undoes a block in the model (the caller pops it).
+    pub fn undo_block(&mut self, b: &GenBlock) {
+        for (op, _) in &b.changes.created {
+            self.model.remove(op);
+        }
+        for (op, c) in &b.changes.spent {
+            self.model.insert(*op, c.clone());
+        }
+        self.tip = b.height.checked_sub(1).map(|h| (h, b.prev_hash));
+    }
+}
+
+/// Every coin of the store (checkpoints it).
+pub fn store_coins(store: &mut Store) -> Model {
+    store
+        .coin_iter()
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect::<Model>()
+}
+
+/// Stats of a model, as the store keeps them.
+pub fn model_stats(m: &Model) -> utxo_core::UtxoStats {
+    let mut s = utxo_core::UtxoStats::new(true);
+    let mut buf = Vec::new();
+    for (op, c) in m {
+        s.add_coin(op, c, &mut buf);
+    }
+    s
+}
