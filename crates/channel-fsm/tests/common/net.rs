@@ -136,6 +136,7 @@ pub struct Network {
     pub chain: Chain,
     pub broadcasts: Vec<Transaction>,
     pub errors: usize,
+    pub error_log: Vec<String>,
     /// When true, `Persist` completes at once; otherwise the test completes it (async).
     pub sync_persist: bool,
     pub funder_coin_key: SecretKey,
@@ -172,6 +173,7 @@ pub fn create_network(n: usize) -> Network {
         chain,
         broadcasts: Vec::new(),
         errors: 0,
+        error_log: Vec::new(),
         sync_persist: true,
         funder_coin_key: key,
     }
@@ -240,7 +242,18 @@ impl Network {
         };
         match ch.handle_message(msg) {
             Ok(actions) => self.apply(to, actions),
-            Err(_) => self.errors += 1,
+            Err(e) => {
+                self.errors += 1;
+                let s = e.to_string();
+                self.error_log.push(
+                    s.split(':')
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(40)
+                        .collect(),
+                );
+            }
         }
     }
 
