@@ -6,7 +6,7 @@
 //! revoked commitment, which must always be penalized, with no honest participant losing funds.
 //!
 //! A failing seed is printed; replay it with `SIM_SEED=<seed> cargo test -p channel-fsm --test simulation`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::needless_range_loop)]
 
 mod common;
 
