@@ -46,3 +46,4 @@ pub fn verify_all(what: &str, tx: &Transaction, prevouts: &[TxOut]) {
         .unwrap_or_else(|e| panic!("{what}: not standard: {e}"));
 }
 pub mod net;
+pub mod pair;
