@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 
 /// File name of the redb database inside the datadir.
 pub const REDB_FILE: &str = "coins.redb";
+/// Marker file written (and synced) once the datadir is fully initialized; without it, a redb
+/// file is the remains of an interrupted first open and is recreated.
+pub const MARKER_FILE: &str = "wal-store.init";
 
 /// One append-only WAL segment file, open for writing.
 pub trait WalFile: Send + Debug {
@@ -50,6 +53,11 @@ pub trait StoreIo: Send + Sync + Debug {
     /// # Errors
     /// The operating system's error.
     fn sync_dir(&self) -> io::Result<()>;
+    /// Deletes the redb database of this directory, if any (used only before initialization).
+    ///
+    /// # Errors
+    /// The operating system's error.
+    fn reset_redb(&self) -> io::Result<()>;
     /// Opens (or creates) the redb database of this directory.
     ///
     /// # Errors
@@ -115,6 +123,12 @@ impl StoreIo for DirIo {
     }
     fn sync_dir(&self) -> io::Result<()> {
         File::open(&self.dir)?.sync_all()
+    }
+    fn reset_redb(&self) -> io::Result<()> {
+        match fs::remove_file(self.dir.join(REDB_FILE)) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
     }
     fn open_redb(&self, builder: &redb::Builder) -> Result<redb::Database, redb::DatabaseError> {
         builder.create(self.dir.join(REDB_FILE))

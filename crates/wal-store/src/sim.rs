@@ -240,6 +240,13 @@ impl StoreIo for SimDisk {
         s.durable_dir = s.live_dir.clone();
         Ok(())
     }
+    fn reset_redb(&self) -> io::Result<()> {
+        let mut s = lock(&self.state);
+        s.alive()?;
+        s.redb_live.clear();
+        s.redb_durable.clear();
+        Ok(())
+    }
     fn open_redb(&self, builder: &redb::Builder) -> Result<redb::Database, redb::DatabaseError> {
         builder.create_with_backend(SimBackend {
             state: Arc::clone(&self.state),

@@ -14,7 +14,7 @@ use utxo_core::muhash::MuHash3072;
 use utxo_core::{BlockUndo, ChangeSet, Coin, CoinStore, FlushBatch, UtxoStats};
 
 use crate::error::{FrameError, StoreError};
-use crate::fs::{DirIo, StoreIo};
+use crate::fs::{DirIo, MARKER_FILE, StoreIo};
 use crate::record::{BlockEntry, Payload, RawCoin, RawOutPoint, Tip};
 use crate::wal::{self, DiscardedTail, WalWriter};
 use crate::{STORE_FORMAT_VERSION, UNDO_DEPTH_DEFAULT, UNDO_DEPTH_MAX};
@@ -222,12 +222,31 @@ impl Store {
         io: Arc<dyn StoreIo>,
         options: StoreOptions,
     ) -> Result<(Store, RecoveryReport), StoreError> {
+        let initialized = io
+            .list()
+            .map_err(StoreError::io("list datadir"))?
+            .iter()
+            .any(|n| n == MARKER_FILE);
+        if !initialized {
+            // Remains of an interrupted first open (no marker was synced): start over.
+            io.reset_redb().map_err(StoreError::io("reset redb"))?;
+        }
         let mut builder = redb::Builder::new();
         builder.set_cache_size(options.redb_cache_bytes);
         let db = io
             .open_redb(&builder)
             .map_err(StoreError::redb("open redb"))?;
         let (applied_seq, tip, stats) = init_meta(&db, options.network)?;
+        if !initialized {
+            let mut marker = io
+                .create(MARKER_FILE)
+                .map_err(StoreError::io("create marker"))?;
+            marker
+                .append(format!("wal-store {STORE_FORMAT_VERSION}\n").as_bytes())
+                .map_err(StoreError::io("write marker"))?;
+            marker.sync().map_err(StoreError::io("sync marker"))?;
+            io.sync_dir().map_err(StoreError::io("sync directory"))?;
+        }
         // A placeholder writer; replaced after the scan. It never writes.
         let mut store = Store {
             io: Arc::clone(&io),

@@ -1,0 +1,240 @@
+//! Bad input: a flipped bit anywhere in a WAL segment or a snapshot, truncated WAL segments (last
+//! and not last), truncated snapshots, newer snapshot versions. Each is either a typed error that
+//! leaves no partial state, or (only for the WAL's last record, which was never acknowledged if it
+//! is torn) a reported discard of exactly that record. Positions are seeded and reproducible.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use bitcoin::hashes::sha256d;
+use bitcoin::{BlockHash, Network};
+use common::{Chain, Model, store_coins};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use wal_store::sim::SimDisk;
+use wal_store::{SnapshotError, Store, StoreError, StoreOptions};
+
+fn opts() -> StoreOptions {
+    StoreOptions::new(Network::Regtest)
+}
+
+/// A disk whose WAL holds `n` committed block records (not checkpointed), and the model after
+/// each record (states[0] = empty).
+fn wal_disk(n: usize, o: StoreOptions) -> (SimDisk, Vec<(Option<BlockHash>, Model)>) {
+    let disk = SimDisk::new();
+    let (mut store, _) = Store::open_with_io(Arc::new(disk.clone()), o).unwrap();
+    let mut chain = Chain::new(77);
+    let mut states = vec![(None, Model::new())];
+    for _ in 0..n {
+        let _ = store.append_block(&chain.next_block().record()).unwrap();
+        store.commit_pending().unwrap();
+        states.push((chain.tip.map(|t| t.1), chain.model.clone()));
+    }
+    drop(store);
+    (disk, states)
+}
+
+fn segments(disk: &SimDisk) -> Vec<String> {
+    let mut v: Vec<String> = disk
+        .file_names()
+        .into_iter()
+        .filter(|n| wal_store::parse_segment_name(n).is_some())
+        .collect();
+    v.sort();
+    v
+}
+
+fn state_of(store: &mut Store) -> (Option<BlockHash>, Model) {
+    (store.tip().map(|t| t.hash), store_coins(store))
+}
+
+#[test]
+fn flipped_bit_anywhere_in_a_wal_segment() {
+    let (disk, states) = wal_disk(6, opts());
+    let seg = segments(&disk).pop().unwrap();
+    let len = disk.file_len(&seg).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let (mut errors, mut discards) = (0, 0);
+    for byte in 0..len {
+        let bit = (byte * 8 + rng.random_range(0..8usize)) as u64;
+        let copy = disk.crash_image(None);
+        assert!(copy.flip_bit(&seg, bit));
+        match Store::open_with_io(Arc::new(copy.clone()), opts()) {
+            Ok((mut store, report)) => {
+                // Only the last record may be dropped, and it is reported.
+                assert!(
+                    report.discarded_tail.is_some(),
+                    "byte {byte}: silent change"
+                );
+                assert_eq!(state_of(&mut store), states[5], "byte {byte}");
+                discards += 1;
+            }
+            Err(e) => {
+                assert!(
+                    matches!(e, StoreError::CorruptWal { .. } | StoreError::WalGap { .. }),
+                    "byte {byte}: {e:?}"
+                );
+                // No partial state: with the bit flipped back, everything is there.
+                assert!(copy.flip_bit(&seg, bit));
+                let (mut store, report) = Store::open_with_io(Arc::new(copy), opts()).unwrap();
+                assert_eq!(report.discarded_tail, None);
+                assert_eq!(state_of(&mut store), states[6], "byte {byte}");
+                errors += 1;
+            }
+        }
+    }
+    assert!(
+        errors > 0 && discards > 0,
+        "{errors} errors, {discards} discards"
+    );
+}
+
+#[test]
+fn truncated_last_segment_keeps_exactly_the_complete_records() {
+    let (disk, states) = wal_disk(5, opts());
+    let seg = segments(&disk).pop().unwrap();
+    let len = disk.file_len(&seg).unwrap();
+    let mut boundaries = Vec::new();
+    for cut in 0..=len {
+        let copy = disk.crash_image(None);
+        copy.truncate(&seg, cut);
+        let (mut store, report) = Store::open_with_io(Arc::new(copy), opts()).unwrap();
+        let (tip, coins) = state_of(&mut store);
+        let j = states
+            .iter()
+            .position(|s| s.0 == tip && s.1 == coins)
+            .unwrap_or_else(|| panic!("cut {cut}: not a prefix state"));
+        if report.discarded_tail.is_none() {
+            boundaries.push((cut, j));
+        }
+    }
+    // Clean cuts happen exactly at frame boundaries; a cut inside the header discards the segment.
+    assert_eq!(boundaries.len(), 6, "{boundaries:?}"); // the header, then each of 5 records
+    assert_eq!(boundaries.last().unwrap(), &(len, 5));
+}
+
+#[test]
+fn truncated_or_missing_earlier_segment_is_a_typed_error() {
+    let o = opts().segment_bytes(300);
+    let (disk, states) = wal_disk(8, o.clone());
+    let segs = segments(&disk);
+    assert!(segs.len() >= 3, "{segs:?}");
+    let first = &segs[0];
+    let len = disk.file_len(first).unwrap();
+    for cut in [len - 1, len - 40, 60] {
+        let copy = disk.crash_image(None);
+        copy.truncate(first, cut);
+        let r = Store::open_with_io(Arc::new(copy), o.clone());
+        assert!(
+            matches!(
+                r,
+                Err(StoreError::CorruptWal { .. } | StoreError::WalGap { .. })
+            ),
+            "cut {cut}: {:?}",
+            r.map(|_| ())
+        );
+    }
+    let copy = disk.crash_image(None);
+    wal_store::fs::StoreIo::remove(&copy, &segs[1]).unwrap();
+    assert!(matches!(
+        Store::open_with_io(Arc::new(copy), o.clone()),
+        Err(StoreError::WalGap { .. })
+    ));
+    let (mut store, _) = Store::open_with_io(Arc::new(disk), o).unwrap();
+    assert_eq!(state_of(&mut store), states[8]);
+}
+
+fn snapshot_bytes() -> (Vec<u8>, BlockHash) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir.path(), opts()).unwrap();
+    let mut chain = Chain::new(5);
+    for _ in 0..25 {
+        let _ = store.append_block(&chain.next_block().record()).unwrap();
+    }
+    let mut out = Vec::new();
+    let h = store.export_snapshot(&mut out).unwrap();
+    (out, h.tip.hash)
+}
+
+#[test]
+fn flipped_bit_anywhere_in_our_snapshot_is_rejected_without_partial_state() {
+    let (bytes, tip) = snapshot_bytes();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir.path(), opts()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    for byte in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[byte] ^= 1 << rng.random_range(0..8);
+        let r = store.import_snapshot(&b[..], |t| t.hash == tip);
+        assert!(
+            matches!(r, Err(StoreError::Snapshot(_))),
+            "byte {byte}: {:?}",
+            r.map(|_| ())
+        );
+        assert_eq!(store.tip(), None);
+    }
+    assert_eq!(store.coin_count().unwrap(), 0);
+    // Truncated at a few lengths, and a newer format version.
+    for cut in [0, 10, 91, bytes.len() / 2, bytes.len() - 1] {
+        assert!(matches!(
+            store.import_snapshot(&bytes[..cut], |_| true),
+            Err(StoreError::Snapshot(SnapshotError::Truncated { .. }))
+        ));
+    }
+    let mut newer = bytes.clone();
+    newer[8] = 2;
+    assert!(matches!(
+        store.import_snapshot(&newer[..], |_| true),
+        Err(StoreError::Snapshot(SnapshotError::UnsupportedVersion {
+            found: 2,
+            ..
+        }))
+    ));
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(matches!(
+        store.import_snapshot(&longer[..], |_| true),
+        Err(StoreError::Snapshot(SnapshotError::TrailingBytes))
+    ));
+    assert_eq!(store.coin_count().unwrap(), 0);
+    store
+        .import_snapshot(&bytes[..], |t| t.hash == tip)
+        .unwrap();
+}
+
+#[test]
+fn flipped_bits_in_cores_snapshot_are_caught_by_the_assumeutxo_hash() {
+    let path =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest/chain-a");
+    let bytes = std::fs::read(path.join("utxo-snapshot-200.dat")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("utxo-snapshot-200.json")).unwrap())
+            .unwrap();
+    let base = BlockHash::from_str(meta["base_hash"].as_str().unwrap()).unwrap();
+    let hash = sha256d::Hash::from_str(meta["txoutset_hash"].as_str().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir.path(), opts()).unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    // The header bytes, then seeded positions in the coins.
+    let mut positions: Vec<usize> = (0..51).step_by(5).collect();
+    positions.extend((0..12).map(|_| rng.random_range(51..bytes.len())));
+    for byte in positions {
+        let mut b = bytes.clone();
+        b[byte] ^= 1 << rng.random_range(0..8);
+        let r = store.load_core_snapshot(&b[..], |h| (*h == base).then_some(200), Some(hash));
+        assert!(
+            matches!(r, Err(StoreError::Snapshot(_))),
+            "byte {byte}: {:?}",
+            r.map(|_| ())
+        );
+        assert_eq!(store.tip(), None);
+    }
+    assert!(matches!(
+        store.load_core_snapshot(&bytes[..bytes.len() - 3], |_| Some(200), Some(hash)),
+        Err(StoreError::Snapshot(SnapshotError::Truncated { .. }))
+    ));
+    assert_eq!(store.coin_count().unwrap(), 0);
+}
