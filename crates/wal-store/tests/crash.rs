@@ -45,7 +45,7 @@ fn workload(disk: &SimDisk, h: &mut History) -> Result<(), StoreError> {
         h.states.push((chain.tip.map(|t| t.1), chain.model.clone()));
         let ack = store.append_block(&b.record())?;
         blocks.push(b);
-        assert_eq!(ack.seq as usize, h.states.len() - 1);
+        assert_eq!(usize::try_from(ack.seq).unwrap(), h.states.len() - 1);
         h.acked = usize::try_from(store.durable_seq()).unwrap();
         if i % 4 == 3 {
             store.commit_pending()?;
