@@ -23,11 +23,23 @@ pub trait Backend {
     /// # Errors
     /// The block is invalid against the state, or the backend failed.
     fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()>;
-    /// Undoes the tip block `block` at `height`.
+    /// Undoes the tip block `hash` at `height`; `block` is its data when the chain still has it.
     ///
     /// # Errors
-    /// The backend has no undo data for it, or failed.
-    fn disconnect(&mut self, block: &Block, height: u32) -> anyhow::Result<()>;
+    /// The backend has no undo data for it (or needs the block and has none), or failed.
+    fn disconnect(
+        &mut self,
+        hash: BlockHash,
+        height: u32,
+        block: Option<&Block>,
+    ) -> anyhow::Result<()>;
+    /// A block header entered the index (before any block on it is connected).
+    ///
+    /// # Errors
+    /// The backend could not record it.
+    fn indexed(&mut self, _header: &bitcoin::block::Header) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// One block of the index.
@@ -149,9 +161,10 @@ impl<B: Backend> Chain<B> {
         self.index.contains_key(hash)
     }
 
-    /// Hashes of every indexed block.
+    /// Hashes of the blocks whose data the chain has or had: the active chain and kept blocks (not
+    /// headers known from an index alone).
     pub fn known(&self) -> impl Iterator<Item = BlockHash> + '_ {
-        self.index.keys().copied()
+        self.active.iter().chain(self.blocks.keys()).copied()
     }
 
     /// Reorganisations done so far.
@@ -166,7 +179,10 @@ impl<B: Backend> Chain<B> {
     /// A wrong genesis block, bad proof of work, a bad merkle root or witness commitment.
     pub fn check(&self, block: &Block, origin: &Origin) -> anyhow::Result<Result<Entry, Accepted>> {
         let hash = block.block_hash();
-        if self.index.contains_key(&hash) {
+        if let Some(e) = self.index.get(&hash)
+            && (self.blocks.contains_key(&hash)
+                || self.active.get(e.height as usize) == Some(&hash))
+        {
             return Ok(Err(Accepted::Duplicate));
         }
         let prev = block.header.prev_blockhash;
@@ -235,7 +251,9 @@ impl<B: Backend> Chain<B> {
         origin: &Origin,
     ) -> anyhow::Result<Accepted> {
         let hash = block.block_hash();
-        self.index.insert(hash, entry);
+        if self.index.insert(hash, entry).is_none() {
+            self.backend.indexed(&block.header)?;
+        }
         self.blocks.insert(hash, Arc::new(block));
         let more_work = match self.tip() {
             None => entry.height == 0,
@@ -283,17 +301,12 @@ impl<B: Backend> Chain<B> {
                 bail!("block {h} of the new best chain is no longer available");
             }
         }
-        for h in &self.active[keep..] {
-            if !self.blocks.contains_key(h) {
-                bail!("block {h} to disconnect is no longer available");
-            }
-        }
         while self.active.len() > keep {
             let height = u32::try_from(self.active.len() - 1)?;
             let h = self.active[height as usize];
-            let block = Arc::clone(&self.blocks[&h]);
+            let block = self.blocks.get(&h).cloned();
             self.backend
-                .disconnect(&block, height)
+                .disconnect(h, height, block.as_deref())
                 .with_context(|| format!("disconnecting block {h} at height {height}"))?;
             self.active.pop();
         }
@@ -349,8 +362,13 @@ mod tests {
             self.ops.push(('+', height, block.block_hash()));
             Ok(())
         }
-        fn disconnect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
-            self.ops.push(('-', height, block.block_hash()));
+        fn disconnect(
+            &mut self,
+            hash: BlockHash,
+            height: u32,
+            _: Option<&Block>,
+        ) -> anyhow::Result<()> {
+            self.ops.push(('-', height, hash));
             Ok(())
         }
     }

@@ -1,11 +1,14 @@
 //! `l2btc`: the rust-protocol-btc node and command-line tool.
 //!
 //! Commands (see `l2btc --help`): `verify-chain` replays blocks in memory and prints Bitcoin
-//! Core-compatible UTXO statistics.
+//! Core-compatible UTXO statistics; `import-blocks` does the same durably into `--datadir`, where
+//! `utxo-stats`, `utxo-get` and `snapshot` read and write the stored set.
 #![forbid(unsafe_code)]
 
 mod blocks;
 mod chain;
+mod commands;
+mod datadir;
 mod ingest;
 mod report;
 #[cfg(test)]
@@ -72,6 +75,69 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Import blocks durably into --datadir (resumable: what is stored is skipped; the most-work
+    /// chain wins, with reorganisations, also across runs). Prints `durable <height> <hash>` on
+    /// stdout for each block once it is synced to disk.
+    ImportBlocks {
+        /// Input files (same formats as verify-chain).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Stop at this height.
+        #[arg(long)]
+        stop_height: Option<u32>,
+        /// Only record the block headers (e.g. before `snapshot load-core`).
+        #[arg(long)]
+        headers_only: bool,
+        /// Fold the WAL into the database once it holds this many bytes (tuning, tests).
+        #[arg(long, hide = true)]
+        checkpoint_wal_bytes: Option<u64>,
+    },
+    /// Print the UTXO statistics of the stored tip (Bitcoin Core `gettxoutsetinfo` names).
+    UtxoStats {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one unspent output of the stored set.
+    UtxoGet {
+        /// The output, as TXID:VOUT.
+        outpoint: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export or import the stored set.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SnapshotCommand {
+    /// Write the stored set in our checksummed snapshot format.
+    Export {
+        /// Output file.
+        file: PathBuf,
+    },
+    /// Load a snapshot in our format into an empty datadir (its block must be in the header index).
+    Import {
+        /// Input file.
+        file: PathBuf,
+    },
+    /// Write the stored set in Bitcoin Core's `dumptxoutset` format.
+    DumpCore {
+        /// Output file.
+        file: PathBuf,
+    },
+    /// Load a Bitcoin Core `dumptxoutset` file into an empty datadir (its base block must be in the
+    /// header index: run `import-blocks --headers-only` first).
+    LoadCore {
+        /// Input file.
+        file: PathBuf,
+        /// Commit only if the coins hash to this `hash_serialized_3` (Core's display hex, as in its
+        /// assumeutxo parameters or `dumptxoutset`'s `txoutset_hash`).
+        #[arg(long)]
+        hash_serialized_3: Option<bitcoin::hashes::sha256d::Hash>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -106,6 +172,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 print!("{}", report.to_table());
             }
+        }
+        Command::ImportBlocks {
+            files,
+            stop_height,
+            headers_only,
+            checkpoint_wal_bytes,
+        } => {
+            let options = commands::ImportOptions {
+                files: &files,
+                stop_height,
+                checkpoint_wal_bytes,
+                headers_only,
+            };
+            commands::import_blocks(&cli.datadir, network, &options)?;
+        }
+        Command::UtxoStats { json } => commands::utxo_stats(&cli.datadir, network, json)?,
+        Command::UtxoGet { outpoint, json } => {
+            commands::utxo_get(&cli.datadir, network, &outpoint, json)?
+        }
+        Command::Snapshot(sc) => {
+            let (op, file) = match sc {
+                SnapshotCommand::Export { file } => (commands::SnapshotOp::Export, file),
+                SnapshotCommand::Import { file } => (commands::SnapshotOp::Import, file),
+                SnapshotCommand::DumpCore { file } => (commands::SnapshotOp::DumpCore, file),
+                SnapshotCommand::LoadCore {
+                    file,
+                    hash_serialized_3,
+                } => (commands::SnapshotOp::LoadCore(hash_serialized_3), file),
+            };
+            commands::snapshot(&cli.datadir, network, op, &file)?;
         }
     }
     Ok(())

@@ -41,8 +41,14 @@ impl Backend for MemoryBackend {
         Ok(())
     }
 
-    fn disconnect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
-        let hash = block.block_hash();
+    fn disconnect(
+        &mut self,
+        hash: BlockHash,
+        height: u32,
+        block: Option<&Block>,
+    ) -> anyhow::Result<()> {
+        let block =
+            block.ok_or_else(|| anyhow!("block {hash} to disconnect is no longer available"))?;
         let (_, undo) = self
             .undo
             .remove(&hash)

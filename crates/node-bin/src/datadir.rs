@@ -1,0 +1,453 @@
+//! The datadir: the durable UTXO store (`chainstate/`, a `wal_store::Store`), the header index
+//! (`headers.dat`), and a statistics cache (`stats.dat`) that makes MuHash O(1) for `utxo-stats`.
+//!
+//! Invariants:
+//! - every block the store holds has its header in `headers.dat`: a header is written (to the OS,
+//!   so a killed process cannot lose it) before its block is logged, and synced before the WAL's
+//!   group commit acknowledges the block;
+//! - `stats.dat` is a cache: it names the tip it describes and carries a checksum; it is used only
+//!   when that tip is the store's tip, otherwise statistics are recomputed from the coins.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, ensure};
+use bitcoin::block::Header;
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::hashes::{Hash, HashEngine, sha256, sha256d};
+use bitcoin::{Amount, Block, BlockHash, Network};
+use utxo_core::muhash::MuHash3072;
+use utxo_core::{ChainParams, Coin, SetOptions, UtxoSet, bogosize, txout_ser};
+use wal_store::{Ack, BlockRecord, Store, StoreOptions};
+
+use crate::chain::{Backend, Entry};
+use crate::report::StatsReport;
+
+/// Size of one stored header.
+const HEADER_LEN: usize = 80;
+
+/// Group commit: sync once this many blocks are pending...
+pub const GROUP_COMMIT_BLOCKS_MAX: usize = 64;
+/// ... or once the oldest pending block waited this long.
+pub const GROUP_COMMIT_WAIT_MAX: Duration = Duration::from_millis(50);
+
+/// Paths inside a datadir.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    /// The store's folder.
+    pub chainstate: PathBuf,
+    /// The header index.
+    pub headers: PathBuf,
+    /// The statistics cache.
+    pub stats: PathBuf,
+}
+
+impl Paths {
+    /// The paths inside `datadir`.
+    pub fn new(datadir: &Path) -> Self {
+        Self {
+            chainstate: datadir.join("chainstate"),
+            headers: datadir.join("headers.dat"),
+            stats: datadir.join("stats.dat"),
+        }
+    }
+}
+
+/// Opens the store of `datadir` (creating it), recovering from any crash.
+///
+/// # Errors
+/// Store errors (wrong network, corrupt WAL, newer format).
+pub fn open_store(
+    datadir: &Path,
+    network: Network,
+    checkpoint_wal_bytes: Option<u64>,
+) -> anyhow::Result<Store> {
+    let paths = Paths::new(datadir);
+    std::fs::create_dir_all(&paths.chainstate)
+        .with_context(|| format!("creating {}", paths.chainstate.display()))?;
+    let mut options = StoreOptions::new(network).group_commit(usize::MAX, usize::MAX);
+    if let Some(b) = checkpoint_wal_bytes {
+        options = options.checkpoint_wal_bytes(b);
+    }
+    let (store, report) = Store::open(&paths.chainstate, options)
+        .with_context(|| format!("opening {}", paths.chainstate.display()))?;
+    if let Some(t) = &report.discarded_tail {
+        tracing::warn!(?t, "discarded a torn WAL tail (never acknowledged)");
+    }
+    tracing::info!(replayed = report.replayed_records, tip = ?report.tip, "store opened");
+    Ok(store)
+}
+
+/// Reads the header index: entries with heights and cumulative work from parent links. A torn last
+/// header (a partial record) is cut off.
+///
+/// # Errors
+/// I/O errors, or a header whose parent is not before it.
+pub fn read_headers(path: &Path, network: Network) -> anyhow::Result<HashMap<BlockHash, Entry>> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            f.read_to_end(&mut bytes)
+                .with_context(|| format!("reading {}", path.display()))?;
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    }
+    let whole = bytes.len() - bytes.len() % HEADER_LEN;
+    if whole != bytes.len() {
+        tracing::warn!(path = %path.display(), "cutting a torn header record");
+        OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .set_len(whole as u64)?;
+    }
+    let genesis = bitcoin::constants::genesis_block(network).block_hash();
+    let mut index: HashMap<BlockHash, Entry> = HashMap::new();
+    for (i, chunk) in bytes[..whole].chunks_exact(HEADER_LEN).enumerate() {
+        let header: Header =
+            deserialize(chunk).with_context(|| format!("{}: header {i}", path.display()))?;
+        let hash = header.block_hash();
+        let prev = header.prev_blockhash;
+        let entry = if hash == genesis {
+            Entry {
+                prev,
+                height: 0,
+                work: header.work(),
+            }
+        } else {
+            let p = index.get(&prev).ok_or_else(|| {
+                anyhow!(
+                    "{}: header {i} ({hash}) comes before its parent {prev}",
+                    path.display()
+                )
+            })?;
+            Entry {
+                prev,
+                height: p.height + 1,
+                work: p.work + header.work(),
+            }
+        };
+        index.insert(hash, entry);
+    }
+    Ok(index)
+}
+
+/// Loads every stored coin into a fresh in-memory set standing on the store's tip.
+///
+/// # Errors
+/// Store errors.
+pub fn load_set(store: &mut Store, network: Network) -> anyhow::Result<UtxoSet> {
+    let set = UtxoSet::with_options(SetOptions {
+        params: ChainParams::for_network(network),
+        ..SetOptions::default()
+    });
+    for item in store.coin_iter()? {
+        let (op, coin) = item?;
+        set.insert(op, coin);
+    }
+    set.set_best_block(store.tip().map(|t| (t.hash, t.height)));
+    Ok(set)
+}
+
+/// Something made durable that `import-blocks` reports on stdout.
+#[derive(Debug, Clone, Copy)]
+enum Event {
+    Connected(u32, BlockHash),
+    Disconnected(u32, BlockHash),
+}
+
+/// The durable backend of `import-blocks`: the in-memory set applies blocks, the store logs them.
+pub struct StoreBackend {
+    paths: Paths,
+    store: Store,
+    set: UtxoSet,
+    headers: File,
+    /// Only record headers, connect nothing (`--headers-only`).
+    headers_only: bool,
+    pending: Vec<(Ack, Event)>,
+    oldest_pending: Option<Instant>,
+}
+
+impl StoreBackend {
+    /// Opens the datadir for importing.
+    ///
+    /// # Errors
+    /// Store or I/O errors.
+    pub fn open(
+        datadir: &Path,
+        network: Network,
+        checkpoint_wal_bytes: Option<u64>,
+        headers_only: bool,
+    ) -> anyhow::Result<Self> {
+        let paths = Paths::new(datadir);
+        let mut store = open_store(datadir, network, checkpoint_wal_bytes)?;
+        let set = if headers_only {
+            UtxoSet::new()
+        } else {
+            load_set(&mut store, network)?
+        };
+        let headers = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&paths.headers)
+            .with_context(|| format!("opening {}", paths.headers.display()))?;
+        Ok(Self {
+            paths,
+            store,
+            set,
+            headers,
+            headers_only,
+            pending: Vec::new(),
+            oldest_pending: None,
+        })
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Syncs headers, then group-commits the WAL, then reports what became durable (one stdout line
+    /// each: `durable <height> <hash>` or `disconnected <height> <hash>`) and refreshes `stats.dat`.
+    ///
+    /// # Errors
+    /// I/O or store errors.
+    pub fn commit(&mut self) -> anyhow::Result<()> {
+        self.headers.sync_data().context("syncing headers.dat")?;
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        self.store.commit_pending()?;
+        let mut out = std::io::stdout().lock();
+        for (ack, ev) in self.pending.drain(..) {
+            ensure!(
+                self.store.is_durable(ack),
+                "store did not acknowledge record {}",
+                ack.seq
+            );
+            match ev {
+                Event::Connected(h, hash) => writeln!(out, "durable {h} {hash}")?,
+                Event::Disconnected(h, hash) => writeln!(out, "disconnected {h} {hash}")?,
+            }
+        }
+        out.flush()?;
+        self.oldest_pending = None;
+        if let Some(tip) = self.store.tip() {
+            let stats = self.set.stats();
+            if let Some(mu) = &stats.muhash {
+                write_stats_cache(
+                    &self.paths.stats,
+                    &CachedStats {
+                        height: tip.height,
+                        hash: tip.hash,
+                        txouts: stats.txouts,
+                        bogosize: stats.bogosize,
+                        total: stats.total_amount,
+                        muhash: mu.to_bytes(),
+                    },
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_commit(&mut self) -> anyhow::Result<()> {
+        let due = self.pending.len() >= GROUP_COMMIT_BLOCKS_MAX
+            || self
+                .oldest_pending
+                .is_some_and(|t| t.elapsed() >= GROUP_COMMIT_WAIT_MAX);
+        if due { self.commit() } else { Ok(()) }
+    }
+
+    fn push(&mut self, ack: Ack, ev: Event) {
+        self.pending.push((ack, ev));
+        self.oldest_pending.get_or_insert_with(Instant::now);
+    }
+
+    /// Checks the in-memory set against the store (tip and coin count).
+    ///
+    /// # Errors
+    /// A mismatch.
+    pub fn check_consistent(&self) -> anyhow::Result<()> {
+        let tip = self.store.tip().map(|t| (t.hash, t.height));
+        ensure!(
+            self.headers_only || self.set.best_block() == tip,
+            "set and store disagree on the tip"
+        );
+        Ok(())
+    }
+}
+
+impl Backend for StoreBackend {
+    fn indexed(&mut self, header: &Header) -> anyhow::Result<()> {
+        // One write straight to the OS: a killed process cannot lose it.
+        self.headers
+            .write_all(&serialize(header))
+            .context("writing headers.dat")?;
+        Ok(())
+    }
+
+    fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
+        if self.headers_only {
+            return Ok(());
+        }
+        let connected = self.set.connect_block(block, height)?;
+        let hash = block.block_hash();
+        let ack = self.store.append_block(&BlockRecord {
+            height,
+            hash,
+            prev_hash: block.header.prev_blockhash,
+            changes: &connected.changes,
+            undo: &connected.undo,
+            commitment_root: None,
+        })?;
+        self.push(ack, Event::Connected(height, hash));
+        self.maybe_commit()
+    }
+
+    fn disconnect(
+        &mut self,
+        hash: BlockHash,
+        height: u32,
+        _block: Option<&Block>,
+    ) -> anyhow::Result<()> {
+        if self.headers_only {
+            return Ok(());
+        }
+        let tip = self.store.tip();
+        ensure!(
+            tip.is_some_and(|t| t.hash == hash && t.height == height),
+            "store tip {tip:?} is not block {hash} at height {height}"
+        );
+        let (ack, stored) = self.store.disconnect_tip()?;
+        for (op, _) in &stored.changes.created {
+            self.set.remove(op);
+        }
+        for (op, coin) in &stored.changes.spent {
+            self.set.insert(*op, coin.clone());
+        }
+        self.set
+            .set_best_block(height.checked_sub(1).map(|h| (stored.prev_hash, h)));
+        self.push(ack, Event::Disconnected(height, hash));
+        self.maybe_commit()
+    }
+}
+
+/// The statistics cache's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedStats {
+    /// Tip height it describes.
+    pub height: u32,
+    /// Tip hash it describes.
+    pub hash: BlockHash,
+    /// Coin count.
+    pub txouts: u64,
+    /// Core's bogosize.
+    pub bogosize: u64,
+    /// Total amount.
+    pub total: Amount,
+    /// MuHash3072 state (numerator and denominator).
+    pub muhash: [u8; 768],
+}
+
+const STATS_VERSION: u8 = 1;
+const STATS_LEN: usize = 1 + 4 + 32 + 8 + 8 + 8 + 768 + 32;
+
+fn write_stats_cache(path: &Path, s: &CachedStats) -> anyhow::Result<()> {
+    let mut b = Vec::with_capacity(STATS_LEN);
+    b.push(STATS_VERSION);
+    b.extend_from_slice(&s.height.to_le_bytes());
+    b.extend_from_slice(&s.hash.to_byte_array());
+    b.extend_from_slice(&s.txouts.to_le_bytes());
+    b.extend_from_slice(&s.bogosize.to_le_bytes());
+    b.extend_from_slice(&s.total.to_sat().to_le_bytes());
+    b.extend_from_slice(&s.muhash);
+    let sum = sha256::Hash::hash(&b);
+    b.extend_from_slice(sum.as_byte_array());
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, &b).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
+    Ok(())
+}
+
+/// Reads the statistics cache; `None` if missing, torn or of another version.
+pub fn read_stats_cache(path: &Path) -> Option<CachedStats> {
+    let b = std::fs::read(path).ok()?;
+    if b.len() != STATS_LEN || b[0] != STATS_VERSION {
+        return None;
+    }
+    let (body, sum) = b.split_at(STATS_LEN - 32);
+    if sha256::Hash::hash(body).as_byte_array()[..] != sum[..] {
+        return None;
+    }
+    let u64_at = |i: usize| {
+        b.get(i..i + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    };
+    let mut muhash = [0u8; 768];
+    muhash.copy_from_slice(&b[61..61 + 768]);
+    Some(CachedStats {
+        height: u32::from_le_bytes(b.get(1..5)?.try_into().ok()?),
+        hash: BlockHash::from_byte_array(b.get(5..37)?.try_into().ok()?),
+        txouts: u64_at(37)?,
+        bogosize: u64_at(45)?,
+        total: Amount::from_sat(u64_at(53)?),
+        muhash,
+    })
+}
+
+/// The statistics of the stored tip: one streaming pass over the coins for `hash_serialized_3`
+/// (Core computes it on demand too), MuHash from the cache when it describes this tip (O(1)),
+/// otherwise computed in the same pass.
+///
+/// # Errors
+/// An empty store, store errors, or a cache that disagrees with the coins.
+pub fn stored_stats(store: &mut Store, datadir: &Path) -> anyhow::Result<StatsReport> {
+    let tip = store
+        .tip()
+        .ok_or_else(|| anyhow!("the datadir holds no blocks yet"))?;
+    let cached = read_stats_cache(&Paths::new(datadir).stats)
+        .filter(|c| c.height == tip.height && c.hash == tip.hash);
+    let mut mu = cached.is_none().then(MuHash3072::new);
+    let mut engine = sha256d::Hash::engine();
+    let (mut txouts, mut bogo, mut total) = (0u64, 0u64, Amount::ZERO);
+    let mut buf = Vec::with_capacity(128);
+    store.for_each_coin(|op, coin: Coin| {
+        buf.clear();
+        txout_ser(&op, &coin, &mut buf);
+        engine.input(&buf);
+        if let Some(m) = mu.as_mut() {
+            m.insert(&buf);
+        }
+        txouts += 1;
+        bogo += bogosize(&coin);
+        total = total.checked_add(coin.amount).unwrap_or(Amount::MAX);
+        Ok(())
+    })?;
+    let muhash = match (&cached, mu) {
+        (Some(c), _) => {
+            ensure!(
+                c.txouts == txouts && c.bogosize == bogo && c.total == total,
+                "stats.dat disagrees with the stored coins (delete it to recompute)"
+            );
+            MuHash3072::from_bytes(&c.muhash)
+        }
+        (None, Some(m)) => m,
+        (None, None) => MuHash3072::new(),
+    };
+    let mut digest = muhash.finalize();
+    digest.reverse();
+    Ok(StatsReport {
+        height: tip.height,
+        bestblock: tip.hash,
+        txouts,
+        bogosize: bogo,
+        total_amount: total,
+        muhash: hex::encode(digest),
+        hash_serialized_3: sha256d::Hash::from_engine(engine).to_string(),
+    })
+}
