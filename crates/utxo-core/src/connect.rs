@@ -34,14 +34,26 @@ struct Slot {
 /// The net effect of a block on the outpoints it touches, in first-touch order.
 pub(crate) struct Diff {
     order: Vec<OutPoint>,
-    slots: HashMap<OutPoint, Slot>,
+    slots: HashMap<OutPoint, Slot, BuildOutPointHasher>,
+}
+
+/// A fast hasher for the per-block overlay: 8 txid bytes and the vout, folded and keyed with a
+/// per-process seed (the overlay is small and lives for one block; SipHash dominated its cost).
+#[derive(Clone, Default)]
+pub(crate) struct BuildOutPointHasher;
+
+impl std::hash::BuildHasher for BuildOutPointHasher {
+    type Hasher = crate::set::KeyHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        crate::set::KeyHasher::seeded()
+    }
 }
 
 impl Diff {
     fn new(capacity: usize) -> Diff {
         Diff {
             order: Vec::with_capacity(capacity),
-            slots: HashMap::with_capacity(capacity),
+            slots: HashMap::with_capacity_and_hasher(capacity, BuildOutPointHasher),
         }
     }
 

@@ -96,6 +96,15 @@ pub(crate) struct KeyHasher {
     state: u64,
 }
 
+impl KeyHasher {
+    /// A hasher keyed with this process's seed (drawn once).
+    pub(crate) fn seeded() -> KeyHasher {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| SeededState::random().seed);
+        KeyHasher { state: seed }
+    }
+}
+
 impl Hasher for KeyHasher {
     fn write(&mut self, bytes: &[u8]) {
         for chunk in bytes.chunks(8) {
@@ -152,9 +161,15 @@ impl Shard {
     }
 
     fn insert(&mut self, key: Key, coin: &Coin, buf: &mut Vec<u8>) -> Option<Coin> {
+        let old = self.get(&key);
+        self.put(key, coin, buf);
+        old
+    }
+
+    /// Inserts or replaces without decoding the old coin (the commit path).
+    fn put(&mut self, key: Key, coin: &Coin, buf: &mut Vec<u8>) {
         buf.clear();
         encode_coin(coin, buf);
-        let old = self.remove(&key);
         let mut packed = Packed {
             len: IN_SIDE_MAP,
             bytes: [0; INLINE_MAX],
@@ -162,21 +177,30 @@ impl Shard {
         if let Some(inline) = packed.bytes.get_mut(..buf.len()) {
             inline.copy_from_slice(buf);
             packed.len = u8::try_from(buf.len()).unwrap_or(IN_SIDE_MAP);
+            if let Some(old) = self.map.insert(key, packed)
+                && old.len == IN_SIDE_MAP
+            {
+                self.side.remove(&key);
+            }
         } else {
             self.side.insert(key, buf.as_slice().into());
+            self.map.insert(key, packed);
         }
-        self.map.insert(key, packed);
-        old
     }
 
     fn remove(&mut self, key: &Key) -> Option<Coin> {
         let coin = self.get(key)?;
+        self.delete(key);
+        Some(coin)
+    }
+
+    /// Deletes without decoding (the commit path).
+    fn delete(&mut self, key: &Key) {
         if let Some(packed) = self.map.remove(key)
             && packed.len == IN_SIDE_MAP
         {
             self.side.remove(key);
         }
-        Some(coin)
     }
 }
 
@@ -468,14 +492,10 @@ impl UtxoSet {
             let mut shard = write(&self.shards[group[0].0]);
             for (_, key, coin) in group {
                 match coin {
-                    Some(coin) => {
-                        shard.insert(*key, coin, &mut buf);
-                    }
+                    Some(coin) => shard.put(*key, coin, &mut buf),
                     // A coin replaced in place (BIP30 exception) was inserted already.
                     None if created.contains(key) => {}
-                    None => {
-                        shard.remove(key);
-                    }
+                    None => shard.delete(key),
                 }
             }
         }
