@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 pub const REDB_FILE: &str = "coins.redb";
 /// Marker file written (and synced) once the datadir is fully initialized; without it, a redb
 /// file is the remains of an interrupted first open and is recreated.
-pub const MARKER_FILE: &str = "wal-store.init";
+pub const MARKER_FILE: &str = "datadir.init";
 
 /// One append-only WAL segment file, open for writing.
 pub trait WalFile: Send + Debug {

@@ -608,10 +608,22 @@ impl Store {
                 deletes,
                 best_block,
             } => {
+                // Statistics follow raw batches too: the previous value of each touched coin
+                // is read (overlay or redb) before it is replaced.
+                let mut buf = Vec::with_capacity(128);
                 for op in deletes {
+                    let outpoint = OutPoint::from(*op);
+                    if let Some(old) = self.get_coin(&outpoint)? {
+                        self.stats.remove_coin(&outpoint, &old, &mut buf);
+                    }
                     self.overlay.insert(*op, None);
                 }
                 for (op, coin) in upserts {
+                    let outpoint = OutPoint::from(*op);
+                    if let Some(old) = self.get_coin(&outpoint)? {
+                        self.stats.remove_coin(&outpoint, &old, &mut buf);
+                    }
+                    self.stats.add_coin(&outpoint, &Coin::from(coin), &mut buf);
                     self.overlay.insert(*op, Some(coin.clone()));
                 }
                 if let Some((hash, height)) = best_block {

@@ -78,7 +78,7 @@ fn checkpoint_folds_into_redb_and_removes_old_segments() {
     assert_eq!(
         disk.file_names()
             .iter()
-            .filter(|n| n.starts_with("wal-"))
+            .filter(|n| wal_store::parse_segment_name(n).is_some())
             .count(),
         1
     );
@@ -106,7 +106,7 @@ fn automatic_checkpoint_and_segment_rotation() {
         let n = disk
             .file_names()
             .iter()
-            .filter(|n| n.starts_with("wal-"))
+            .filter(|n| wal_store::parse_segment_name(n).is_some())
             .count();
         max_segments = max_segments.max(n);
     }
