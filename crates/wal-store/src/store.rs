@@ -193,6 +193,8 @@ pub struct Store {
     /// Undo entries logged since the last checkpoint (`None` = disconnected).
     undo_overlay: BTreeMap<u32, Option<BlockEntry>>,
     tip: Option<Tip>,
+    /// The tip as of the last group commit (what a crash now would recover at least).
+    durable_tip: Option<Tip>,
     stats: UtxoStats,
     applied_seq: u64,
     poisoned: Option<String>,
@@ -256,6 +258,7 @@ impl Store {
             overlay: HashMap::new(),
             undo_overlay: BTreeMap::new(),
             tip,
+            durable_tip: tip,
             stats,
             applied_seq,
             poisoned: None,
@@ -293,6 +296,7 @@ impl Store {
             segments_removed: outcome.segments.len(),
             tip: store.tip,
         };
+        store.durable_tip = store.tip;
         let report = store.report.clone();
         Ok((store, report))
     }
@@ -317,6 +321,12 @@ impl Store {
     /// Raw [`CoinStore::write`] batches do not change them.
     pub fn stats(&self) -> &UtxoStats {
         &self.stats
+    }
+
+    /// The tip as of the last group commit: every block up to it is acknowledged and survives a
+    /// crash (report heights as durable from here).
+    pub fn durable_tip(&self) -> Option<Tip> {
+        self.durable_tip
     }
 
     /// Highest WAL sequence number that is durable.
@@ -424,6 +434,7 @@ impl Store {
         self.check_writable()?;
         let r = self.wal.commit();
         let durable = self.poison_on(r)?;
+        self.durable_tip = self.tip;
         if self.wal.bytes_since_checkpoint >= self.options.checkpoint_wal_bytes {
             self.checkpoint()?;
         } else if self.wal.seg_len >= self.options.segment_bytes {
@@ -447,6 +458,7 @@ impl Store {
 
     fn checkpoint_inner(&mut self) -> Result<CheckpointReport, StoreError> {
         let durable = self.wal.commit()?;
+        self.durable_tip = self.tip;
         let coin_writes = self.overlay.len() as u64;
         self.write_checkpoint(durable)?;
         // New segment first, then remove the old ones: the log always has a live segment.
@@ -857,6 +869,7 @@ impl Store {
             .map_err(StoreError::redb("commit snapshot load"));
         self.poison_on(r)?;
         self.tip = Some(tip);
+        self.durable_tip = Some(tip);
         self.stats = stats;
         Ok(n)
     }

@@ -33,7 +33,9 @@ fn acknowledged_only_after_group_commit_and_replayed_on_reopen() {
     }
     assert!(acks.iter().all(|a| !store.is_durable(*a)));
     assert_eq!(store.pending_records(), 10);
+    assert_eq!(store.durable_tip(), None);
     store.commit_pending().unwrap();
+    assert_eq!(store.durable_tip().unwrap().height, 9);
     assert!(acks.iter().all(|a| store.is_durable(*a)));
     assert_eq!(store.stats(), &model_stats(&chain.model));
     drop(store);
