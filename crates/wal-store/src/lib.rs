@@ -39,7 +39,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The on-disk and snapshot formats are documented byte by byte in [`format`].
+//! The on-disk and snapshot formats are documented byte by byte in [`format`](mod@format).
 //!
 //! What this crate deliberately does not do: validate blocks (that is `utxo_core`), spawn threads
 //! (group commit is driven by the caller's `commit_pending`), know about Merkle trees or channels.
