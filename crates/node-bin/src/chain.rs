@@ -451,4 +451,29 @@ mod tests {
             .to_string();
         assert!(err.contains("proof of work"), "{err}");
     }
+
+    #[test]
+    fn reorg_depth_limit() {
+        let g = bitcoin::constants::genesis_block(Network::Regtest);
+        // At the limit: a branch from genesis replaces REORG_DEPTH_MAX active blocks.
+        let a = crate::testutil::mine_chain(&g, 0, REORG_DEPTH_MAX, 1);
+        let b = crate::testutil::mine_chain(&g, 0, REORG_DEPTH_MAX + 1, 2);
+        let mut chain = Chain::new(Network::Regtest, Log::default(), None);
+        chain.accept(g.clone(), &origin()).unwrap();
+        for blk in a.iter().chain(&b) {
+            chain.accept(blk.clone(), &origin()).unwrap();
+        }
+        assert_eq!(chain.tip().map(|t| t.1), b.last().map(Block::block_hash));
+        // One past: refused, the active chain stays.
+        let a = crate::testutil::mine_chain(&g, 0, REORG_DEPTH_MAX + 1, 3);
+        let b = crate::testutil::mine_chain(&g, 0, REORG_DEPTH_MAX + 2, 4);
+        let mut chain = Chain::new(Network::Regtest, Log::default(), None);
+        chain.accept(g, &origin()).unwrap();
+        for blk in a.iter().chain(&b[..b.len() - 1]) {
+            chain.accept(blk.clone(), &origin()).unwrap();
+        }
+        let err = chain.accept(b[b.len() - 1].clone(), &origin()).unwrap_err();
+        assert!(format!("{err:#}").contains("deeper than"), "{err:#}");
+        assert_eq!(chain.tip().map(|t| t.1), a.last().map(Block::block_hash));
+    }
 }

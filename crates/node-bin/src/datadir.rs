@@ -451,3 +451,51 @@ pub fn stored_stats(store: &mut Store, datadir: &Path) -> anyhow::Result<StatsRe
         hash_serialized_3: sha256d::Hash::from_engine(engine).to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_cache_roundtrip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("stats.dat");
+        let s = CachedStats {
+            height: 7,
+            hash: BlockHash::from_byte_array([3; 32]),
+            txouts: 9,
+            bogosize: 600,
+            total: Amount::from_sat(123),
+            muhash: MuHash3072::new().to_bytes(),
+        };
+        write_stats_cache(&p, &s).unwrap();
+        assert_eq!(read_stats_cache(&p), Some(s));
+        let mut b = std::fs::read(&p).unwrap();
+        b[20] ^= 1;
+        std::fs::write(&p, &b).unwrap();
+        assert_eq!(read_stats_cache(&p), None);
+        std::fs::write(&p, &b[..100]).unwrap();
+        assert_eq!(read_stats_cache(&p), None);
+    }
+
+    #[test]
+    fn header_index_cuts_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("headers.dat");
+        let g = bitcoin::constants::genesis_block(Network::Regtest);
+        let chain = crate::testutil::mine_chain(&g, 0, 3, 1);
+        let mut bytes = serialize(&g.header);
+        for b in &chain {
+            bytes.extend_from_slice(&serialize(&b.header));
+        }
+        bytes.extend_from_slice(&[1, 2, 3]);
+        std::fs::write(&p, &bytes).unwrap();
+        let index = read_headers(&p, Network::Regtest).unwrap();
+        assert_eq!(index.len(), 4);
+        assert_eq!(index[&chain[2].block_hash()].height, 3);
+        assert_eq!(std::fs::metadata(&p).unwrap().len(), 4 * 80);
+        // A header whose parent is missing is an error, not silently dropped.
+        std::fs::write(&p, serialize(&chain[1].header)).unwrap();
+        assert!(read_headers(&p, Network::Regtest).is_err());
+    }
+}

@@ -301,3 +301,52 @@ fn most_work_chain_wins_within_and_across_runs() {
     );
     assert_eq!(stats(&two), ref_a2);
 }
+
+#[test]
+fn invalid_block_stops_import_keeping_what_came_before() {
+    let tmp = tempfile::tempdir().unwrap();
+    let blocks = regtest_blocks();
+    let spend = bitcoin::Transaction {
+        version: bitcoin::transaction::Version::TWO,
+        lock_time: bitcoin::absolute::LockTime::ZERO,
+        input: vec![bitcoin::TxIn {
+            previous_output: bitcoin::OutPoint {
+                txid: blocks[120].txdata[0].compute_txid(),
+                vout: 0,
+            },
+            ..Default::default()
+        }],
+        output: vec![bitcoin::TxOut {
+            value: bitcoin::Amount::from_sat(1000),
+            script_pubkey: bitcoin::ScriptBuf::from_bytes(vec![0x51]),
+        }],
+    };
+    // Spends a coinbase 1 block old: immature.
+    let bad = testutil::mine_block(&blocks[120], 121, 9, vec![spend]);
+    let file = tmp.path().join("bad.hex");
+    write_hex(&file, &[&blocks[..=120], &[bad.clone()][..]].concat());
+    let d = tmp.path().join("dd");
+    let run = dd(&d, &["import-blocks", file.to_str().unwrap()]);
+    let err = fails(&run);
+    assert!(
+        err.contains(&format!("invalid block {} at height 121", bad.block_hash())),
+        "{err}"
+    );
+    assert!(err.contains("spends coinbase output"), "{err}");
+    // Everything before it was acknowledged and is stored.
+    let out = String::from_utf8(run.stdout).unwrap();
+    assert!(
+        out.lines().last().unwrap().starts_with("durable 120 "),
+        "{out}"
+    );
+    let reference = ok(&l2btc(&[
+        "--network",
+        "regtest",
+        "verify-chain",
+        file.to_str().unwrap(),
+        "--stop-height",
+        "120",
+        "--json",
+    ]));
+    assert_eq!(stats(&d), reference);
+}
