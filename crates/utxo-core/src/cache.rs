@@ -331,7 +331,10 @@ impl<S: CoinStore> CoinCache<S> {
         let (undo, changes) = if height == 0 {
             (BlockUndo::default(), ChangeSet::default())
         } else {
-            let (diff, undo) = connect::connect(block, height, &self.params, |op| self.get(op))
+            let (diff, undo) =
+                connect::connect(block, &connect::txids(block), height, &self.params, |op| {
+                    self.get(op)
+                })
                 .map_err(|f| match f {
                     Failure::Rule(e) => CacheError::Apply(e),
                     Failure::Lookup(e) => e,

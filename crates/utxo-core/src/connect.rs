@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use bitcoin::{Amount, Block, OutPoint, Transaction};
+use bitcoin::{Amount, Block, OutPoint, Transaction, Txid};
 
 use crate::changes::ChangeSet;
 use crate::coin::{Coin, is_unspendable};
@@ -114,6 +114,11 @@ impl Diff {
     }
 }
 
+/// The block's transaction ids, in order.
+pub(crate) fn txids(block: &Block) -> Vec<Txid> {
+    block.txdata.iter().map(Transaction::compute_txid).collect()
+}
+
 fn add_money(a: Amount, b: Amount) -> Option<Amount> {
     a.checked_add(b).filter(|sum| *sum <= Amount::MAX_MONEY)
 }
@@ -142,7 +147,7 @@ fn check_structure(block: &Block) -> Result<(), ApplyError> {
 }
 
 /// Sum of a transaction's outputs, each and all within MAX_MONEY.
-fn output_value(tx: &Transaction, txid: bitcoin::Txid) -> Result<Amount, ApplyError> {
+fn output_value(tx: &Transaction, txid: Txid) -> Result<Amount, ApplyError> {
     tx.output.iter().try_fold(Amount::ZERO, |sum, out| {
         if out.value > Amount::MAX_MONEY {
             return Err(ApplyError::ValueOutOfRange { txid });
@@ -152,22 +157,25 @@ fn output_value(tx: &Transaction, txid: bitcoin::Txid) -> Result<Amount, ApplyEr
 }
 
 /// Checks `block` at `height` against every bookkeeping rule and returns its diff and undo data.
+///
+/// `txids` are the block's transaction ids in order (see [`txids`]).
 pub(crate) fn connect<E>(
     block: &Block,
+    txids: &[Txid],
     height: u32,
     params: &ChainParams,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
 ) -> Result<(Diff, BlockUndo), Failure<E, ApplyError>> {
     check_structure(block).map_err(Failure::Rule)?;
+    assert_eq!(txids.len(), block.txdata.len(), "one txid per transaction");
     let may_overwrite = params.is_bip30_exception(height, &block.block_hash());
     let mut diff = Diff::new(block.txdata.len() * 4);
     let mut undo = BlockUndo {
         txs: Vec::with_capacity(block.txdata.len().saturating_sub(1)),
     };
     let mut fees = Amount::ZERO;
-    for (index, tx) in block.txdata.iter().enumerate() {
+    for (index, (tx, &txid)) in block.txdata.iter().zip(txids).enumerate() {
         let is_coinbase = index == 0;
-        let txid = tx.compute_txid();
         if tx.input.is_empty() || tx.output.is_empty() {
             return Err(Failure::Rule(ApplyError::EmptyTransaction { txid }));
         }
@@ -231,11 +239,11 @@ pub(crate) fn connect<E>(
         }
     }
     let coinbase = &block.txdata[0];
-    let claimed = output_value(coinbase, coinbase.compute_txid()).map_err(Failure::Rule)?;
+    let claimed = output_value(coinbase, txids[0]).map_err(Failure::Rule)?;
     let allowed = add_money(params.subsidy(height), fees).unwrap_or(Amount::MAX_MONEY);
     if claimed > allowed {
         return Err(Failure::Rule(ApplyError::CoinbaseTooLarge {
-            txid: coinbase.compute_txid(),
+            txid: txids[0],
             claimed,
             allowed,
         }));

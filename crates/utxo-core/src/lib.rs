@@ -37,6 +37,8 @@ pub use coin::{Coin, SCRIPT_SIZE_MAX, is_unspendable};
 pub use compress::DecodeError;
 pub use error::{ApplyError, DisconnectError};
 pub use params::{COINBASE_MATURITY, ChainParams};
-pub use set::{Connected, SHARDS_DEFAULT, SHARDS_MAX, SetOptions, UtxoSet};
+pub use set::{
+    Connected, PARALLEL_MIN_TXS, SHARDS_DEFAULT, SHARDS_MAX, SetOptions, THREADS_MAX, UtxoSet,
+};
 pub use stats::{UtxoStats, bogosize, format_btc, hash_serialized_3, txout_ser};
 pub use undo::{BlockUndo, TxUndo, UNDO_SPENDS_MAX, UNDO_TXS_MAX};

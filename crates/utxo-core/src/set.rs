@@ -20,7 +20,7 @@ use bitcoin::{Block, BlockHash, OutPoint, Txid};
 use crate::changes::ChangeSet;
 use crate::coin::Coin;
 use crate::compress::{decode_coin, encode_coin};
-use crate::connect::{self, Failure};
+use crate::connect::{self, BuildOutPointHasher, Failure};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::ChainParams;
 use crate::stats::UtxoStats;
@@ -31,6 +31,10 @@ use crate::undo::BlockUndo;
 pub const SHARDS_DEFAULT: usize = 64;
 /// Most shards a set may be built with.
 pub const SHARDS_MAX: usize = 4096;
+/// Most threads a set may use for one block.
+pub const THREADS_MAX: usize = 64;
+/// Smallest block (in transactions) worth spreading over threads.
+pub const PARALLEL_MIN_TXS: usize = 256;
 
 /// A map key: the outpoint's raw txid and vout.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -214,6 +218,10 @@ pub struct SetOptions {
     pub track_muhash: bool,
     /// The consensus parameters (subsidy schedule, BIP30 exceptions).
     pub params: ChainParams,
+    /// Threads a block's application may use (1 = the calling thread only). With more, blocks of at
+    /// least [`PARALLEL_MIN_TXS`] transactions compute txids, prefetch spent coins and commit shards
+    /// on scoped threads; the rules still run in one deterministic pass.
+    pub threads: usize,
 }
 
 impl Default for SetOptions {
@@ -222,6 +230,7 @@ impl Default for SetOptions {
             shards: SHARDS_DEFAULT,
             track_muhash: true,
             params: ChainParams::default(),
+            threads: 1,
         }
     }
 }
@@ -259,6 +268,7 @@ pub struct UtxoSet {
     writer: Mutex<()>,
     summary: Mutex<Summary>,
     params: ChainParams,
+    threads: usize,
 }
 
 impl Default for UtxoSet {
@@ -297,6 +307,7 @@ impl UtxoSet {
                 best: None,
             }),
             params: options.params,
+            threads: options.threads.clamp(1, THREADS_MAX),
         }
     }
 
@@ -420,13 +431,23 @@ impl UtxoSet {
             // Core never connects the genesis block's transactions.
             (BlockUndo::default(), ChangeSet::default())
         } else {
-            let (diff, undo) = connect::connect(block, height, &self.params, |op| {
-                Ok::<_, Infallible>(self.get(op))
-            })
-            .map_err(|f| match f {
-                Failure::Rule(e) => e,
-                Failure::Lookup(never) => match never {},
-            })?;
+            let parallel = self.threads > 1 && block.txdata.len() >= PARALLEL_MIN_TXS;
+            let (txids, mut prefetched) = if parallel {
+                (self.parallel_txids(block), self.prefetch(block))
+            } else {
+                (connect::txids(block), HashMap::default())
+            };
+            let lookup = |op: &OutPoint| {
+                Ok::<_, Infallible>(match prefetched.remove(op) {
+                    Some(coin) => coin,
+                    None => self.get(op),
+                })
+            };
+            let (diff, undo) = connect::connect(block, &txids, height, &self.params, lookup)
+                .map_err(|f| match f {
+                    Failure::Rule(e) => e,
+                    Failure::Lookup(never) => match never {},
+                })?;
             (undo, diff.into_changes())
         };
         self.commit(&changes, Some((hash, height)));
@@ -471,37 +492,117 @@ impl UtxoSet {
         Ok(changes)
     }
 
-    /// Writes a diff: inserts first, then deletes, one shard lock at a time; then the statistics.
-    fn commit(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
-        let mut by_shard: Vec<(usize, Key, Option<&Coin>)> = changes
-            .created
+    /// Computes the block's txids on up to `threads` scoped threads.
+    fn parallel_txids(&self, block: &Block) -> Vec<Txid> {
+        let chunk = block.txdata.len().div_ceil(self.threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = block
+                .txdata
+                .chunks(chunk)
+                .map(|txs| {
+                    scope.spawn(move || txs.iter().map(|tx| tx.compute_txid()).collect::<Vec<_>>())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        })
+    }
+
+    /// Reads every coin the block spends, on up to `threads` scoped threads.
+    fn prefetch(&self, block: &Block) -> HashMap<OutPoint, Option<Coin>, BuildOutPointHasher> {
+        let spends: Vec<OutPoint> = block
+            .txdata
             .iter()
-            .map(|(op, coin)| (op, Some(coin)))
-            .chain(changes.spent.iter().map(|(op, _)| (op, None)))
-            .map(|(op, coin)| {
-                let key = Key::of(op);
-                (self.shard_of(&key), key, coin)
-            })
+            .skip(1)
+            .flat_map(|tx| tx.input.iter().map(|i| i.previous_output))
             .collect();
-        // Inserts (Some) before deletes (None), grouped by shard.
-        by_shard.sort_by_key(|(shard, _, coin)| (coin.is_none(), *shard));
-        let created: std::collections::HashSet<Key> =
-            changes.created.iter().map(|(op, _)| Key::of(op)).collect();
-        let mut buf = Vec::with_capacity(64);
-        for group in by_shard.chunk_by(|a, b| a.0 == b.0 && a.2.is_none() == b.2.is_none()) {
-            let mut shard = write(&self.shards[group[0].0]);
-            for (_, key, coin) in group {
-                match coin {
-                    Some(coin) => shard.put(*key, coin, &mut buf),
-                    // A coin replaced in place (BIP30 exception) was inserted already.
-                    None if created.contains(key) => {}
-                    None => shard.delete(key),
-                }
+        let chunk = spends.len().div_ceil(self.threads).max(1);
+        let mut map = HashMap::with_capacity_and_hasher(spends.len(), BuildOutPointHasher);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = spends
+                .chunks(chunk)
+                .map(|ops| {
+                    scope
+                        .spawn(move || ops.iter().map(|op| (*op, self.get(op))).collect::<Vec<_>>())
+                })
+                .collect();
+            for handle in handles {
+                map.extend(
+                    handle
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+        });
+        map
+    }
+
+    /// Writes a diff: inserts first, then deletes, one shard lock at a time (shards spread over
+    /// threads when the set has more than one); then the statistics.
+    fn commit(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
+        let mut inserts: Vec<(usize, Key, Option<&Coin>)> =
+            Vec::with_capacity(changes.created.len());
+        for (op, coin) in &changes.created {
+            let key = Key::of(op);
+            inserts.push((self.shard_of(&key), key, Some(coin)));
+        }
+        let created: std::collections::HashSet<Key, SeededState> = {
+            let mut set = std::collections::HashSet::with_capacity_and_hasher(
+                inserts.len(),
+                self.state.clone(),
+            );
+            set.extend(inserts.iter().map(|(_, k, _)| *k));
+            set
+        };
+        let mut deletes: Vec<(usize, Key, Option<&Coin>)> = changes
+            .spent
+            .iter()
+            .map(|(op, _)| Key::of(op))
+            // A coin replaced in place (BIP30 exception) is written by its insert.
+            .filter(|key| !created.contains(key))
+            .map(|key| (self.shard_of(&key), key, None))
+            .collect();
+        inserts.sort_unstable_by_key(|(shard, _, _)| *shard);
+        deletes.sort_unstable_by_key(|(shard, _, _)| *shard);
+        let parallel = self.threads > 1 && inserts.len() + deletes.len() >= PARALLEL_MIN_TXS;
+        // All inserts complete before any delete starts.
+        for phase in [&inserts, &deletes] {
+            if parallel {
+                std::thread::scope(|scope| {
+                    for lane in 0..self.threads {
+                        scope.spawn(move || self.write_groups(phase, lane, self.threads));
+                    }
+                });
+            } else {
+                self.write_groups(phase, 0, 1);
             }
         }
         let mut summary = lock(&self.summary);
         summary.stats.apply(changes);
         summary.best = best;
+    }
+
+    /// Writes the changes of the shards `lane`, `lane + lanes`, … (sorted by shard).
+    fn write_groups(&self, changes: &[(usize, Key, Option<&Coin>)], lane: usize, lanes: usize) {
+        let mut buf = Vec::with_capacity(64);
+        for group in changes.chunk_by(|a, b| a.0 == b.0) {
+            let shard_index = group[0].0;
+            if shard_index % lanes != lane {
+                continue;
+            }
+            let mut shard = write(&self.shards[shard_index]);
+            for (_, key, coin) in group {
+                match coin {
+                    Some(coin) => shard.put(*key, coin, &mut buf),
+                    None => shard.delete(key),
+                }
+            }
+        }
     }
 }
 
