@@ -374,3 +374,56 @@ impl Store {
         Ok(header)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header_with_count(coins: u64) -> Vec<u8> {
+        SnapshotHeader {
+            network: Network::Regtest,
+            tip: Tip {
+                height: 1,
+                hash: BlockHash::all_zeros(),
+            },
+            coins,
+            muhash: [0; 32],
+        }
+        .encode()
+        .to_vec()
+    }
+
+    #[test]
+    fn coin_count_limit() {
+        // At the limit the header is accepted (the stream then ends early).
+        let at = header_with_count(SNAPSHOT_COINS_MAX);
+        let mut r = SnapshotReader::new(&at[..], Network::Regtest).unwrap();
+        assert!(matches!(
+            r.next(),
+            Some(Err(SnapshotError::Truncated { .. }))
+        ));
+        let past = header_with_count(SNAPSHOT_COINS_MAX + 1);
+        assert!(matches!(
+            SnapshotReader::new(&past[..], Network::Regtest),
+            Err(SnapshotError::CoinCount { .. })
+        ));
+    }
+
+    #[test]
+    fn empty_set_roundtrip() {
+        let mut out = Vec::new();
+        let header = SnapshotHeader {
+            network: Network::Regtest,
+            tip: Tip {
+                height: 0,
+                hash: BlockHash::all_zeros(),
+            },
+            coins: 0,
+            muhash: MuHash3072::default().finalize(),
+        };
+        write_snapshot(&mut out, &header, std::iter::empty()).unwrap();
+        assert_eq!(out.len(), SNAPSHOT_HEADER_LEN + 32);
+        let mut r = SnapshotReader::new(&out[..], Network::Regtest).unwrap();
+        assert!(r.next().is_none());
+    }
+}
