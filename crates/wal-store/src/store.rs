@@ -48,6 +48,10 @@ pub struct StoreOptions {
     pub checkpoint_wal_bytes: u64,
     /// redb's page cache.
     pub redb_cache_bytes: usize,
+    /// Keep the MuHash3072 of the set in [`Store::stats`] (default true). Costs a 3072-bit
+    /// multiplication per coin change; turn it off when the caller's `UtxoSet` already keeps it.
+    /// Turning it on again recomputes it from the coins once, on open.
+    pub track_muhash: bool,
 }
 
 impl StoreOptions {
@@ -61,7 +65,13 @@ impl StoreOptions {
             group_commit_bytes: 8 << 20,
             checkpoint_wal_bytes: 128 << 20,
             redb_cache_bytes: 64 << 20,
+            track_muhash: true,
         }
+    }
+    /// Sets [`StoreOptions::track_muhash`].
+    pub fn track_muhash(mut self, on: bool) -> Self {
+        self.track_muhash = on;
+        self
     }
     /// Sets [`StoreOptions::undo_depth`] (clamped to [`UNDO_DEPTH_MAX`]).
     pub fn undo_depth(mut self, depth: u32) -> Self {
@@ -238,7 +248,12 @@ impl Store {
         let db = io
             .open_redb(&builder)
             .map_err(StoreError::redb("open redb"))?;
-        let (applied_seq, tip, stats) = init_meta(&db, options.network)?;
+        let (applied_seq, tip, mut stats) = init_meta(&db, options.network)?;
+        if !options.track_muhash {
+            stats.muhash = None;
+        } else if stats.muhash.is_none() {
+            stats = stats_from_db(&db)?;
+        }
         if !initialized {
             let mut marker = io
                 .create(MARKER_FILE)
@@ -838,7 +853,7 @@ impl Store {
             .begin_write()
             .map_err(StoreError::redb("begin snapshot load"))?;
         let mut n = 0u64;
-        let mut stats = UtxoStats::new(true);
+        let mut stats = UtxoStats::new(self.options.track_muhash);
         {
             let mut table = txn
                 .open_table(COINS)
@@ -1048,6 +1063,7 @@ fn init_meta(
                     })?,
                     None => UtxoStats::new(true),
                 };
+                // (a store written without MuHash stores only the first 24 bytes)
                 (applied, tip, stats, false)
             }
         }
@@ -1060,27 +1076,56 @@ fn init_meta(
     Ok((applied, tip, stats))
 }
 
+/// txouts, bogosize, total (u64 LE each), then the 768-byte MuHash state if tracked.
 fn encode_stats(s: &UtxoStats) -> Vec<u8> {
     let mut out = Vec::with_capacity(STATS_LEN);
     out.extend_from_slice(&s.txouts.to_le_bytes());
     out.extend_from_slice(&s.bogosize.to_le_bytes());
     out.extend_from_slice(&s.total_amount.to_sat().to_le_bytes());
-    let m = s.muhash.clone().unwrap_or_default();
-    out.extend_from_slice(&m.to_bytes());
+    if let Some(m) = &s.muhash {
+        out.extend_from_slice(&m.to_bytes());
+    }
     out
 }
 
 fn decode_stats(b: &[u8]) -> Option<UtxoStats> {
-    if b.len() != STATS_LEN {
-        return None;
-    }
-    let m: &[u8; 768] = b[24..].try_into().ok()?;
+    let muhash = match b.len() {
+        24 => None,
+        STATS_LEN => {
+            let m: &[u8; 768] = b[24..].try_into().ok()?;
+            Some(MuHash3072::from_bytes(m))
+        }
+        _ => return None,
+    };
     Some(UtxoStats {
         txouts: le_u64(&b[0..8])?,
         bogosize: le_u64(&b[8..16])?,
         total_amount: bitcoin::Amount::from_sat(le_u64(&b[16..24])?),
-        muhash: Some(MuHash3072::from_bytes(m)),
+        muhash,
     })
+}
+
+/// Statistics recomputed from every coin in redb (when MuHash tracking is turned on again).
+fn stats_from_db(db: &redb::Database) -> Result<UtxoStats, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::redb("begin read"))?;
+    let table = txn
+        .open_table(COINS)
+        .map_err(StoreError::redb("open coins"))?;
+    let mut stats = UtxoStats::new(true);
+    let mut buf = Vec::with_capacity(128);
+    for item in table.iter().map_err(StoreError::redb("iterate coins"))? {
+        let (k, v) = item.map_err(StoreError::redb("iterate coins"))?;
+        let op = RawOutPoint::from_key(k.value()).ok_or(StoreError::CorruptDb {
+            what: "coin key",
+            reason: format!("{} bytes", k.value().len()),
+        })?;
+        let coin = decode_coin(&mut v.value()).map_err(|e| StoreError::CorruptDb {
+            what: "coin",
+            reason: e.to_string(),
+        })?;
+        stats.add_coin(&OutPoint::from(op), &coin, &mut buf);
+    }
+    Ok(stats)
 }
 
 fn le_u32(b: &[u8]) -> Option<u32> {

@@ -410,3 +410,25 @@ fn coin_store_batches_are_durable_and_readable() {
     store.checkpoint().unwrap();
     assert_eq!(store.get_coin(&op).unwrap(), None);
 }
+
+#[test]
+fn muhash_tracking_can_be_turned_off_and_on_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir.path(), opts().track_muhash(false)).unwrap();
+    let mut chain = Chain::new(12);
+    for _ in 0..12 {
+        let _ = store.append_block(&chain.next_block().record()).unwrap();
+    }
+    store.checkpoint().unwrap();
+    for _ in 0..3 {
+        let _ = store.append_block(&chain.next_block().record()).unwrap();
+    }
+    assert!(store.stats().muhash.is_none());
+    let expected = model_stats(&chain.model);
+    assert_eq!(store.stats().txouts, expected.txouts);
+    store.close().unwrap();
+    // On again: recomputed from redb's coins on open, then the WAL's 3 records replayed on top.
+    let (store, report) = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(report.replayed_records, 3);
+    assert_eq!(store.stats(), &expected);
+}
