@@ -66,8 +66,12 @@ pub fn regtest_blocks() -> Vec<Block> {
 /// Writes `blocks` as a hex file.
 pub fn write_hex(path: &Path, blocks: &[Block]) {
     let mut s = String::new();
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in blocks {
-        s.push_str(&hex::encode(serialize(b)));
+        for byte in serialize(b) {
+            s.push(char::from(DIGITS[usize::from(byte >> 4)]));
+            s.push(char::from(DIGITS[usize::from(byte & 15)]));
+        }
         s.push('\n');
     }
     std::fs::write(path, s).unwrap();
