@@ -521,7 +521,7 @@ const HEX_VALUES: [u8; 256] = {
 /// Decodes hex text (a plain table loop: the `hex` crate's generic code runs unoptimised in debug
 /// builds of this crate, ten times slower on multi-megabyte lines).
 pub fn decode_hex(text: &[u8]) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", text.len()));
     }
     let mut out = Vec::with_capacity(text.len() / 2);
