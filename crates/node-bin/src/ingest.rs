@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use bitcoin::Network;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -26,6 +26,37 @@ pub struct Summary {
     pub connected: u64,
     /// Blocks disconnected by reorganisations.
     pub disconnected: u64,
+}
+
+/// The input files: each file as given, each directory replaced by its `blk*.dat` files in name
+/// order (a Bitcoin Core `blocks/` folder).
+///
+/// # Errors
+/// An unreadable directory, or one without block files.
+pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in inputs {
+        if !p.is_dir() {
+            out.push(p.clone());
+            continue;
+        }
+        let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+            .with_context(|| format!("reading directory {}", p.display()))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|f| {
+                f.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("blk") && n.ends_with(".dat"))
+            })
+            .collect();
+        if found.is_empty() {
+            bail!("directory {} holds no blk*.dat files", p.display());
+        }
+        found.sort();
+        out.extend(found);
+    }
+    Ok(out)
 }
 
 /// A progress bar on stderr with blocks/s, hidden when stderr is not a terminal.
@@ -56,7 +87,7 @@ pub fn ingest<B: Backend>(
 ) -> anyhow::Result<Summary> {
     let mut asm = Assembler::new(chain.known());
     let mut sum = Summary::default();
-    for path in files {
+    for path in &expand_inputs(files)? {
         tracing::info!(file = %path.display(), "reading blocks");
         for item in FileBlocks::open(path, network)? {
             let (block, origin) = item?;
@@ -102,4 +133,29 @@ pub fn ingest<B: Backend>(
         );
     }
     Ok(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directories_expand_to_their_block_files_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        for n in ["blk00001.dat", "blk00000.dat", "rev00000.dat", "xor.dat"] {
+            std::fs::write(dir.path().join(n), b"").unwrap();
+        }
+        let other = dir.path().join("other.hex");
+        let got = expand_inputs(&[other.clone(), dir.path().to_path_buf()]).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                other,
+                dir.path().join("blk00000.dat"),
+                dir.path().join("blk00001.dat")
+            ]
+        );
+        let empty = tempfile::tempdir().unwrap();
+        assert!(expand_inputs(&[empty.path().to_path_buf()]).is_err());
+    }
 }

@@ -63,9 +63,10 @@ enum Command {
     /// Replay blocks in memory (no datadir) and print the UTXO statistics of the resulting tip.
     ///
     /// Inputs: hex files (one raw block per line, optionally gzip-compressed) or Bitcoin Core
-    /// blk*.dat files (XOR-obfuscated with the xor.dat beside them when present), in any order.
+    /// blk*.dat files (XOR-obfuscated with the xor.dat beside them when present), in any order; a
+    /// directory stands for its blk*.dat files.
     VerifyChain {
-        /// Input files.
+        /// Input files or Bitcoin Core `blocks/` directories.
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// Stop at this height.

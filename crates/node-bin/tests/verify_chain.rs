@@ -31,10 +31,10 @@ fn blk_xor_replay_matches_core_at_100_and_200() {
     let dir = tempfile::tempdir().unwrap();
     let blk = blk_file(dir.path());
     assert_matches_core(&ok(&verify(&[&blk], &["--json"])), 200);
-    // Global flags after the subcommand's arguments, too.
+    // Global flags after the subcommand's arguments, too; a directory stands for its blk files.
     let out = l2btc(&[
         "verify-chain",
-        blk.to_str().unwrap(),
+        dir.path().to_str().unwrap(),
         "--stop-height",
         "100",
         "--json",
