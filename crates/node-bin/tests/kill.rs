@@ -202,16 +202,16 @@ fn sigkill_during_import_loses_nothing_acknowledged() {
         }
     }
     recovered_heights.sort_unstable();
-    println!(
-        "kill test: {kills} SIGKILLs, {restarts} restarts, {rounds} complete imports, seed {SEED:#x}; recovered heights {:?}..={:?}, distinct {}",
+    let mut distinct = recovered_heights.clone();
+    distinct.dedup();
+    let line = format!(
+        "kill test: {kills} SIGKILLs, {restarts} restarts, {rounds} complete imports, seed {SEED:#x}; recovered heights {:?}..={:?} ({} distinct)\n",
         recovered_heights.first(),
         recovered_heights.last(),
-        {
-            let mut d = recovered_heights.clone();
-            d.dedup();
-            d.len()
-        }
+        distinct.len()
     );
+    // Straight to the process's stderr, past the test harness's capture, so CI logs show it.
+    std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes()).unwrap();
     assert!(kills >= KILLS_MIN);
 }
 
