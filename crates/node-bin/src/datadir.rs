@@ -436,7 +436,21 @@ pub fn stored_stats(store: &mut Store, datadir: &Path) -> anyhow::Result<StatsRe
             );
             MuHash3072::from_bytes(&c.muhash)
         }
-        (None, Some(m)) => m,
+        (None, Some(m)) => {
+            // Remember it: the next call for this tip is O(1) for MuHash.
+            let cache = CachedStats {
+                height: tip.height,
+                hash: tip.hash,
+                txouts,
+                bogosize: bogo,
+                total,
+                muhash: m.to_bytes(),
+            };
+            if let Err(e) = write_stats_cache(&Paths::new(datadir).stats, &cache) {
+                tracing::warn!("could not write the statistics cache: {e:#}");
+            }
+            m
+        }
         (None, None) => MuHash3072::new(),
     };
     let mut digest = muhash.finalize();
