@@ -16,7 +16,7 @@
 //! a new proposal is signed only once all others revoked p − 1.
 
 use bitcoin::secp256k1::PublicKey;
-use bitcoin::{Amount, OutPoint, Transaction, Txid};
+use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{self, INDEX_START, KeyError, SecretStore};
@@ -349,6 +349,9 @@ pub struct Channel<S: Signer> {
     state: State,
     signer: S,
     state_keys: Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
+    /// Derived from the configuration (not persisted): the funding script and output.
+    funding_script: FundingScript,
+    funding_out: TxOut,
     /// Sends waiting for their record to be persisted.
     held: Vec<(u64, Vec<Action>)>,
 }
@@ -445,10 +448,13 @@ impl<S: Signer> Channel<S> {
             next_record_id: 0,
             config,
         };
+        let funding_script = FundingScript::new(&state.config.params.participants)?;
         let mut ch = Channel {
             state,
             signer,
             state_keys,
+            funding_script,
+            funding_out,
             held: Vec::new(),
         };
         let mut next = ch.state.clone();
@@ -501,10 +507,14 @@ impl<S: Signer> Channel<S> {
             });
         }
         let state_keys = Self::parse_state_keys(&state.config.params)?;
+        let funding_script = FundingScript::new(&state.config.params.participants)?;
+        let funding_out = tx::funding_txout(&state.config.params)?;
         Ok(Channel {
             state,
             signer,
             state_keys,
+            funding_script,
+            funding_out,
             held: Vec::new(),
         })
     }
@@ -641,18 +651,18 @@ impl<S: Signer> Channel<S> {
         let n = params.participants.len();
         let version = ledger.version;
         let balances = Self::commitment_balances(&ledger, params);
-        let script = FundingScript::new(&params.participants)?;
-        let funding_out = tx::funding_txout(params)?;
+        let script = &self.funding_script;
+        let funding_out = &self.funding_out;
         let me = usize::from(next.me);
         let mut commitment_sigs = vec![Sig([0; 64]); n];
         let mut my_digest = [0u8; 32];
         for (h, sig) in commitment_sigs.iter_mut().enumerate() {
             let c = tx::build_commitment(params, h, version, &balances, &next.next_points[h])?;
-            let digest = script.sighash(&c.tx, 0, &funding_out)?;
+            let digest = script.sighash(&c.tx, 0, funding_out)?;
             if h == me {
                 my_digest = digest;
             } else {
-                *sig = Sig(self.signer.sign_funding_spend(&script, &digest));
+                *sig = Sig(self.signer.sign_funding_spend(script, &digest));
             }
         }
         let root = ledger.root();
@@ -773,10 +783,12 @@ impl<S: Signer> Channel<S> {
     /// [`ChannelError::RevocationsOutstanding`], [`ChannelError::Transfer`].
     pub fn propose(&mut self, transfers: Vec<Transfer>) -> Result<Vec<Action>, ChannelError> {
         self.check_can_update("propose")?;
-        let ledger =
-            self.state
-                .ledger
-                .apply(&self.state.channel_id, &transfers, &self.state_keys)?;
+        let ledger = self.state.ledger.apply_trusting(
+            &self.state.channel_id,
+            &transfers,
+            &self.state_keys,
+            self.state.me,
+        )?;
         let mut next = self.state.clone();
         let mut out = Vec::new();
         let me = next.me;
@@ -966,7 +978,7 @@ impl<S: Signer> Channel<S> {
         DefaultBackend::schnorr_verify(&self.state_keys[f], &digest, &state_sig.0)
             .map_err(|_| ChannelError::BadStateSignature { from, version })?;
         let params = &self.state.config.params;
-        let script = FundingScript::new(&params.participants)?;
+        let script = &self.funding_script;
         let commitment_sig = commitment_sigs[usize::from(self.state.me)];
         if !script.verify(&params.participants, f, &p.my_digest, &commitment_sig.0) {
             return Err(ChannelError::BadCommitmentSignature { from, version });
@@ -1035,9 +1047,9 @@ impl<S: Signer> Channel<S> {
         let params = &next.config.params;
         let balances = Self::commitment_balances(&next.ledger, params);
         let tx = tx::build_close(params, &balances)?;
-        let script = FundingScript::new(&params.participants)?;
-        let digest = script.sighash(&tx, 0, &tx::funding_txout(params)?)?;
-        let sig = Sig(self.signer.sign_funding_spend(&script, &digest));
+        let script = &self.funding_script;
+        let digest = script.sighash(&tx, 0, &self.funding_out)?;
+        let sig = Sig(self.signer.sign_funding_spend(script, &digest));
         let mut sigs = vec![None; params.participants.len()];
         sigs[usize::from(next.me)] = Some(sig);
         let version = next.ledger.version;
@@ -1084,7 +1096,7 @@ impl<S: Signer> Channel<S> {
             self.sign_close(&mut next, &mut out)?;
         }
         let params = &next.config.params;
-        let script = FundingScript::new(&params.participants)?;
+        let script = self.funding_script.clone();
         let Some(close) = next.close.as_mut() else {
             return Err(ChannelError::Unavailable { reason: "no close" });
         };
@@ -1137,10 +1149,10 @@ impl<S: Signer> Channel<S> {
             &balances,
             &self.state.points[me],
         )?;
-        let script = FundingScript::new(&params.participants)?;
-        let digest = script.sighash(&c.tx, 0, &tx::funding_txout(params)?)?;
+        let script = &self.funding_script;
+        let digest = script.sighash(&c.tx, 0, &self.funding_out)?;
         let mut sigs: Vec<[u8; 64]> = self.state.my_commitment_sigs.iter().map(|s| s.0).collect();
-        sigs[me] = self.signer.sign_funding_spend(&script, &digest);
+        sigs[me] = self.signer.sign_funding_spend(script, &digest);
         let mut tx = c.tx;
         tx.input[0].witness = script.witness(&params.participants, &sigs)?;
         Ok(tx)

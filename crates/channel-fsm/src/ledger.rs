@@ -410,7 +410,7 @@ impl Ledger {
         transfers: &[Transfer],
         state_keys: &[<DefaultBackend as SigBackend>::XOnlyPublic],
     ) -> Result<Ledger, TransferError> {
-        self.apply_inner(channel_id, transfers, Some(state_keys))
+        self.apply_inner(channel_id, transfers, Some(state_keys), None)
     }
 
     /// As [`Ledger::apply`] without checking signatures (for callers that verified them already).
@@ -422,7 +422,22 @@ impl Ledger {
         channel_id: &ChannelId,
         transfers: &[Transfer],
     ) -> Result<Ledger, TransferError> {
-        self.apply_inner(channel_id, transfers, None)
+        self.apply_inner(channel_id, transfers, None, None)
+    }
+
+    /// As [`Ledger::apply`], but transfers sent by `trusted` (the caller itself, which just signed
+    /// them) are not signature-checked; every other rule still applies.
+    ///
+    /// # Errors
+    /// As [`Ledger::apply`].
+    pub fn apply_trusting(
+        &self,
+        channel_id: &ChannelId,
+        transfers: &[Transfer],
+        state_keys: &[<DefaultBackend as SigBackend>::XOnlyPublic],
+        trusted: u16,
+    ) -> Result<Ledger, TransferError> {
+        self.apply_inner(channel_id, transfers, Some(state_keys), Some(trusted))
     }
 
     fn apply_inner(
@@ -430,6 +445,7 @@ impl Ledger {
         channel_id: &ChannelId,
         transfers: &[Transfer],
         state_keys: Option<&[<DefaultBackend as SigBackend>::XOnlyPublic]>,
+        trusted: Option<u16>,
     ) -> Result<Ledger, TransferError> {
         if transfers.len() > TRANSFERS_PER_UPDATE_MAX {
             return Err(TransferError::Limit {
@@ -468,7 +484,9 @@ impl Ledger {
                     index: transfer.sender,
                 });
             }
-            if let Some(keys) = state_keys {
+            if let Some(keys) = state_keys
+                && trusted != Some(transfer.sender)
+            {
                 let key = keys.get(usize::from(transfer.sender)).ok_or(
                     TransferError::NoSuchParticipant {
                         transfer: t,

@@ -355,10 +355,9 @@ fn transfer_validation_errors_leave_channel_unchanged() {
     let ch1 = net.nodes[1].channel.as_ref().unwrap().clone();
     let ch0 = net.nodes[0].channel.as_mut().unwrap();
     let before = ch0.record();
-    // Signed by someone else.
+    // Another participant's transfer, tampered with after signing (a proposer relaying it).
     let mut t = ch1.make_transfer(0, sat(1_000)).unwrap();
-    t.sender = 0;
-    t.inputs = ch0.ledger().outputs_of(0).map(|(id, _)| *id).collect();
+    t.outputs[0].amount = sat(2_000);
     assert!(matches!(
         ch0.propose(vec![t]),
         Err(ChannelError::Transfer(
