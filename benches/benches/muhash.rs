@@ -1,0 +1,66 @@
+//! MuHash3072 cost per coin: `utxo_core::muhash::MuHash3072::insert` (and `remove`) of one coin's
+//! `TxOutSer` bytes (what Bitcoin Core hashes), beside the baseline of one SHA256 of the same bytes
+//! measured in the same run; and the cost of one `finalize` (a modular inversion, once per query).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bitcoin::hashes::{Hash, sha256};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use utxo_core::muhash::MuHash3072;
+
+/// Coins hashed per iteration.
+const COINS: usize = 1_000;
+
+fn muhash_benches(c: &mut Criterion) {
+    let serialized: Vec<Vec<u8>> = benches::synth::coins(3, COINS)
+        .map(|(op, coin)| {
+            let mut buf = Vec::new();
+            utxo_core::txout_ser(&op, &coin, &mut buf);
+            buf
+        })
+        .collect();
+    let mut group = c.benchmark_group("muhash");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    group.throughput(Throughput::Elements(COINS as u64));
+    group.bench_function("insert/per_coin", |b| {
+        b.iter(|| {
+            let mut m = MuHash3072::new();
+            for bytes in &serialized {
+                m.insert(bytes);
+            }
+            black_box(m)
+        });
+    });
+    group.bench_function("remove/per_coin", |b| {
+        b.iter(|| {
+            let mut m = MuHash3072::new();
+            for bytes in &serialized {
+                m.remove(bytes);
+            }
+            black_box(m)
+        });
+    });
+    group.bench_function("sha256_baseline/per_coin", |b| {
+        b.iter(|| {
+            for bytes in &serialized {
+                black_box(sha256::Hash::hash(bytes));
+            }
+        });
+    });
+    group.throughput(Throughput::Elements(1));
+    let mut m = MuHash3072::new();
+    for bytes in &serialized {
+        m.insert(bytes);
+    }
+    m.remove(&serialized[0]);
+    group.bench_function("finalize/once", |b| b.iter(|| black_box(m.finalize())));
+    group.finish();
+}
+
+criterion_group!(benches, muhash_benches);
+criterion_main!(benches);
