@@ -476,4 +476,57 @@ mod tests {
         assert!(format!("{err:#}").contains("deeper than"), "{err:#}");
         assert_eq!(chain.tip().map(|t| t.1), a.last().map(Block::block_hash));
     }
+
+    /// A backend that checks each operation extends or pops its own chain.
+    #[derive(Default)]
+    struct Strict {
+        chain: Vec<BlockHash>,
+    }
+
+    impl Backend for Strict {
+        fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
+            assert_eq!(self.chain.len(), height as usize);
+            if let Some(top) = self.chain.last() {
+                assert_eq!(*top, block.header.prev_blockhash);
+            }
+            self.chain.push(block.block_hash());
+            Ok(())
+        }
+        fn disconnect(
+            &mut self,
+            hash: BlockHash,
+            height: u32,
+            _: Option<&Block>,
+        ) -> anyhow::Result<()> {
+            assert_eq!(self.chain.pop(), Some(hash));
+            assert_eq!(self.chain.len(), height as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn random_trees_end_on_the_most_work_chain() {
+        use rand::{Rng, SeedableRng};
+        let g = bitcoin::constants::genesis_block(Network::Regtest);
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+        for round in 0..20u32 {
+            // A random tree: each new block extends a random earlier one.
+            let mut all: Vec<(Block, u32)> = vec![(g.clone(), 0)];
+            let mut chain = Chain::new(Network::Regtest, Strict::default(), None);
+            chain.accept(g.clone(), &origin()).unwrap();
+            // (work = height here: every block has the same target), first seen wins ties.
+            let mut best = (0u32, g.block_hash());
+            for i in 0..40u32 {
+                let (parent, ph) = all[rng.random_range(0..all.len())].clone();
+                let b = crate::testutil::mine_block(&parent, ph + 1, round * 1000 + i, vec![]);
+                chain.accept(b.clone(), &origin()).unwrap();
+                if ph + 1 > best.0 {
+                    best = (ph + 1, b.block_hash());
+                }
+                all.push((b, ph + 1));
+                assert_eq!(chain.tip(), Some(best));
+                assert_eq!(chain.backend().chain.last(), Some(&best.1));
+            }
+        }
+    }
 }

@@ -263,4 +263,42 @@ mod tests {
         assert_eq!(r.len(), ORPHAN_BLOCKS_MAX + 1);
         assert_eq!(asm.waiting(), 0);
     }
+
+    #[test]
+    fn any_order_within_the_limit_assembles_the_whole_chain() {
+        use rand::seq::SliceRandom;
+        use rand::{Rng, SeedableRng};
+        let c = chain(200);
+        let want: std::collections::HashSet<_> = c.iter().map(Block::block_hash).collect();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        for _ in 0..50 {
+            let mut shuffled = c.clone();
+            // Shuffle within windows of random size, as parallel downloads do.
+            let w = rng.random_range(1..=64);
+            for chunk in shuffled.chunks_mut(w) {
+                chunk.shuffle(&mut rng);
+            }
+            // Some duplicates too.
+            let dups: Vec<Block> = (0..10)
+                .map(|_| c[rng.random_range(0..c.len())].clone())
+                .collect();
+            shuffled.extend(dups);
+            let mut asm = Assembler::new([]);
+            let out = drain(&mut asm, shuffled);
+            assert_eq!(out.len(), c.len());
+            assert_eq!(
+                out.iter()
+                    .copied()
+                    .collect::<std::collections::HashSet<_>>(),
+                want
+            );
+            // Parent first: each block's parent came out before it.
+            let pos: HashMap<BlockHash, usize> =
+                out.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+            for b in &c[1..] {
+                assert!(pos[&b.header.prev_blockhash] < pos[&b.block_hash()]);
+            }
+            assert_eq!(asm.waiting(), 0);
+        }
+    }
 }
