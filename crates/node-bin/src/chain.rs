@@ -191,7 +191,7 @@ impl<B: Backend> Chain<B> {
             if hash != genesis {
                 bail!(
                     "block {hash} ({origin}) claims to be a genesis block, but {} starts with {genesis}",
-                    self.network
+                    crate::blocks::file::network_name(self.network)
                 );
             }
             (0, None)

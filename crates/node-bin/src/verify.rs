@@ -90,9 +90,12 @@ pub fn verify_chain(
     let sum = ingest::ingest(&mut chain, files, network, &pb, |_, _| Ok(()));
     pb.finish_and_clear();
     let sum = sum?;
-    let (height, tip) = chain
-        .tip()
-        .with_context(|| format!("the inputs hold no {network} genesis block"))?;
+    let (height, tip) = chain.tip().with_context(|| {
+        format!(
+            "the inputs hold no {} genesis block",
+            crate::blocks::file::network_name(network)
+        )
+    })?;
     tracing::info!(?sum, reorgs = chain.reorgs(), "replay done");
     Ok((chain.backend().report(height, tip), sum))
 }
