@@ -19,7 +19,14 @@ fn verify(files: &[&std::path::Path], extra: &[&str]) -> std::process::Output {
 #[test]
 fn hex_replay_matches_core_at_100_and_200() {
     let hex = hex_gz();
-    assert_matches_core(&ok(&verify(&[&hex], &["--json"])), 200);
+    let out = verify(&[&hex], &["--json"]);
+    assert_matches_core(&ok(&out), 200);
+    // Piped stderr: no progress bar drawn.
+    assert!(
+        !out.stderr.contains(&0x1b) && !out.stderr.contains(&b'\r'),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_matches_core(
         &ok(&verify(&[&hex], &["--json", "--stop-height", "100"])),
         100,
