@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bitcoin::hashes::{Hash, sha256};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use utxo_core::muhash::MuHash3072;
 
 /// Coins hashed per iteration.
@@ -27,7 +27,7 @@ fn muhash_benches(c: &mut Criterion) {
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
     group.throughput(Throughput::Elements(COINS as u64));
-    group.bench_function("insert/per_coin", |b| {
+    group.bench_function(BenchmarkId::new("insert", "per_coin"), |b| {
         b.iter(|| {
             let mut m = MuHash3072::new();
             for bytes in &serialized {
@@ -36,7 +36,7 @@ fn muhash_benches(c: &mut Criterion) {
             black_box(m)
         });
     });
-    group.bench_function("remove/per_coin", |b| {
+    group.bench_function(BenchmarkId::new("remove", "per_coin"), |b| {
         b.iter(|| {
             let mut m = MuHash3072::new();
             for bytes in &serialized {
@@ -45,7 +45,7 @@ fn muhash_benches(c: &mut Criterion) {
             black_box(m)
         });
     });
-    group.bench_function("sha256_baseline/per_coin", |b| {
+    group.bench_function(BenchmarkId::new("sha256_baseline", "per_coin"), |b| {
         b.iter(|| {
             for bytes in &serialized {
                 black_box(sha256::Hash::hash(bytes));
@@ -58,7 +58,9 @@ fn muhash_benches(c: &mut Criterion) {
         m.insert(bytes);
     }
     m.remove(&serialized[0]);
-    group.bench_function("finalize/once", |b| b.iter(|| black_box(m.finalize())));
+    group.bench_function(BenchmarkId::new("finalize", "once"), |b| {
+        b.iter(|| black_box(m.finalize()))
+    });
     group.finish();
 }
 

@@ -25,7 +25,9 @@ use benches::naive::NaiveSet;
 use benches::synth::{ChainCounts, SynthChain, SynthConfig, TxShape};
 use bitcoin::hashes::Hash;
 use bitcoin::{Block, OutPoint, Txid};
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
 use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -202,10 +204,10 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
     let mut group = c.benchmark_group(name);
     configure(&mut group);
     group.throughput(Throughput::Elements(w.counts.txs));
-    group.bench_function("set/1thread", |b| {
+    group.bench_function(BenchmarkId::new("set", "1thread"), |b| {
         b.iter_custom(|iters| timed_set(iters, || w.apply(&set), |u| w.disconnect(&set, &u)));
     });
-    group.bench_function("set_muhash_pipeline/2threads", |b| {
+    group.bench_function(BenchmarkId::new("set_muhash_pipeline", "2threads"), |b| {
         b.iter_custom(|iters| {
             timed_set(
                 iters,
@@ -217,7 +219,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
             )
         });
     });
-    group.bench_function("naive_hashmap/1thread", |b| {
+    group.bench_function(BenchmarkId::new("naive_hashmap", "1thread"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
@@ -230,7 +232,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
         });
     });
     if extra {
-        group.bench_function("txid_only/1thread", |b| {
+        group.bench_function(BenchmarkId::new("txid_only", "1thread"), |b| {
             b.iter(|| {
                 for block in &w.blocks {
                     for tx in &block.txdata {
@@ -245,7 +247,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
         let mut group = c.benchmark_group(name);
         configure(&mut group);
         group.throughput(Throughput::Elements(w.counts.txs));
-        group.bench_function("set_muhash_inline/1thread", |b| {
+        group.bench_function(BenchmarkId::new("set_muhash_inline", "1thread"), |b| {
             b.iter_custom(|iters| {
                 timed_set(iters, || w.apply(&tracked), |u| w.disconnect(&tracked, &u))
             });
@@ -255,10 +257,10 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
         let mut group = c.benchmark_group("utxo_coinops");
         configure(&mut group);
         group.throughput(Throughput::Elements(w.counts.coin_ops()));
-        group.bench_function("set/1thread", |b| {
+        group.bench_function(BenchmarkId::new("set", "1thread"), |b| {
             b.iter_custom(|iters| timed_set(iters, || w.apply(&set), |u| w.disconnect(&set, &u)));
         });
-        group.bench_function("naive_hashmap/1thread", |b| {
+        group.bench_function(BenchmarkId::new("naive_hashmap", "1thread"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -275,7 +277,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
         let mut group = c.benchmark_group("utxo_disconnect");
         configure(&mut group);
         group.throughput(Throughput::Elements(w.counts.txs));
-        group.bench_function("set/1thread", |b| {
+        group.bench_function(BenchmarkId::new("set", "1thread"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -287,7 +289,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
                 total
             });
         });
-        group.bench_function("naive_hashmap/1thread", |b| {
+        group.bench_function(BenchmarkId::new("naive_hashmap", "1thread"), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
@@ -327,14 +329,14 @@ fn lookup_group(c: &mut Criterion, w: &Workload, set: &UtxoSet, naive: &NaiveSet
     let mut group = c.benchmark_group("utxo_lookup");
     configure(&mut group);
     group.throughput(Throughput::Elements(hits.len() as u64));
-    group.bench_function("set/hit", |b| {
+    group.bench_function(BenchmarkId::new("set", "hit"), |b| {
         b.iter(|| {
             for op in &hits {
                 black_box(set.get(op));
             }
         });
     });
-    group.bench_function("set/hit_2threads", |b| {
+    group.bench_function(BenchmarkId::new("set", "hit_2threads"), |b| {
         b.iter(|| {
             std::thread::scope(|s| {
                 for half in hits.chunks(hits.len().div_ceil(2)) {
@@ -347,21 +349,21 @@ fn lookup_group(c: &mut Criterion, w: &Workload, set: &UtxoSet, naive: &NaiveSet
             });
         });
     });
-    group.bench_function("set/miss", |b| {
+    group.bench_function(BenchmarkId::new("set", "miss"), |b| {
         b.iter(|| {
             for op in &misses {
                 black_box(set.get(op));
             }
         });
     });
-    group.bench_function("naive_hashmap/hit", |b| {
+    group.bench_function(BenchmarkId::new("naive_hashmap", "hit"), |b| {
         b.iter(|| {
             for op in &hits {
                 black_box(naive.get(op).cloned());
             }
         });
     });
-    group.bench_function("naive_hashmap/miss", |b| {
+    group.bench_function(BenchmarkId::new("naive_hashmap", "miss"), |b| {
         b.iter(|| {
             for op in &misses {
                 black_box(naive.get(op).cloned());
