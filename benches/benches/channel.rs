@@ -1,0 +1,317 @@
+//! channel-fsm benchmarks: co-signed state updates for 2 and 8 participants (one participant's work,
+//! no I/O), transfer validation, a batch across 1,000 channels on 1 and 2 threads, verification of the
+//! 16 signatures of a state on 1 and 2 threads, and both signature backends (libsecp256k1 baseline,
+//! k256) signing and verifying in the same run.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::VecDeque;
+use std::hint::black_box;
+
+use bitcoin::hashes::Hash;
+use bitcoin::secp256k1::{PublicKey, SecretKey};
+use bitcoin::{Amount, OutPoint, ScriptBuf, TxOut, Txid};
+use channel_fsm::channel::{Action, ChainEvent, Channel, ChannelConfig, Phase};
+use channel_fsm::ledger::{self, Ledger};
+use channel_fsm::manager::ChannelManager;
+use channel_fsm::msg::Message;
+use channel_fsm::sig::{DefaultBackend, K256Backend, Secp256k1Backend, SigBackend, secp};
+use channel_fsm::signer::{InMemorySigner, Signer};
+use channel_fsm::tx::{self, ChannelParams, FundingInput};
+use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+type Ch = Channel<InMemorySigner>;
+
+fn run_sync(ch: &mut Ch, actions: Vec<Action>) -> Vec<(u16, Message)> {
+    let mut out = Vec::new();
+    let mut work: VecDeque<Action> = actions.into();
+    while let Some(a) = work.pop_front() {
+        match a {
+            Action::Persist { record_id, .. } => work.extend(ch.persisted(record_id)),
+            Action::Send { to, msg } => out.push((to, msg)),
+            Action::Broadcast { .. } | Action::Event(_) => {}
+        }
+    }
+    out
+}
+
+fn pump(chans: &mut [Ch], msgs: Vec<(u16, Message)>) {
+    let mut msgs: VecDeque<(u16, Message)> = msgs.into();
+    while let Some((to, m)) = msgs.pop_front() {
+        let ch = &mut chans[usize::from(to)];
+        let actions = ch.handle_message(m).unwrap();
+        msgs.extend(run_sync(ch, actions));
+    }
+}
+
+fn signers(n: usize) -> Vec<InMemorySigner> {
+    (0..n)
+        .map(|i| InMemorySigner::from_seed([u8::try_from(i).unwrap() + 1; 32]))
+        .collect()
+}
+
+/// One active channel among `signers` (index = participant); `tag` makes its funding unique.
+fn active_channel(signers: &[InMemorySigner], tag: u32) -> Vec<Ch> {
+    let participants: Vec<_> = signers.iter().map(Signer::keys).collect();
+    let n = signers.len();
+    let key = SecretKey::from_slice(&[0x42; 32]).unwrap();
+    let pk = bitcoin::CompressedPublicKey(PublicKey::from_secret_key(secp(), &key));
+    let each = 10_000_000u64;
+    let funding_amount = Amount::from_sat(each * n as u64);
+    let coin = TxOut {
+        value: funding_amount + Amount::from_sat(10_000),
+        script_pubkey: ScriptBuf::new_p2wpkh(&pk.wpubkey_hash()),
+    };
+    let mut txid = [0u8; 32];
+    txid[..4].copy_from_slice(&tag.to_le_bytes());
+    let input = FundingInput {
+        outpoint: OutPoint {
+            txid: Txid::from_byte_array(txid),
+            vout: 0,
+        },
+        txout: coin.clone(),
+        secret: key,
+    };
+    let funding_tx = tx::build_funding(
+        &participants,
+        &[input],
+        funding_amount,
+        coin.script_pubkey,
+        Amount::from_sat(2_000),
+    )
+    .unwrap();
+    let params = ChannelParams {
+        participants,
+        funding_outpoint: OutPoint {
+            txid: funding_tx.compute_txid(),
+            vout: 0,
+        },
+        funding_amount,
+        to_self_delay: tx::TO_SELF_DELAY_DEFAULT,
+        feerate_per_kw: 253,
+    };
+    let config = ChannelConfig {
+        params,
+        initial_balances: vec![Amount::from_sat(each); n],
+        initial_points: signers
+            .iter()
+            .map(|s| s.per_commitment_point(0).unwrap())
+            .collect(),
+        min_depth: 1,
+        funding_tx: funding_tx.clone(),
+    };
+    let mut chans = Vec::new();
+    let mut msgs = Vec::new();
+    for (i, s) in signers.iter().enumerate() {
+        let (mut ch, actions) =
+            Channel::open(config.clone(), u16::try_from(i).unwrap(), s.clone(), 100).unwrap();
+        msgs.extend(run_sync(&mut ch, actions));
+        chans.push(ch);
+    }
+    pump(&mut chans, msgs);
+    for ch in &mut chans {
+        let actions = ch
+            .handle_chain(ChainEvent::Block {
+                height: 101,
+                txs: vec![funding_tx.clone()],
+            })
+            .unwrap();
+        run_sync(ch, actions);
+        assert_eq!(ch.phase(), Phase::Active);
+    }
+    chans
+}
+
+/// One full co-signed update round among all participants of `chans`: participant `from` pays
+/// `to`, everyone validates, signs its state and commitment signatures, verifies the others',
+/// revokes the previous version and checks the revocations.
+fn round(chans: &mut [Ch], from: usize, to: usize) {
+    let t = chans[from]
+        .make_transfer(u16::try_from(to).unwrap(), Amount::from_sat(1_000))
+        .unwrap();
+    let actions = chans[from].propose(vec![t]).unwrap();
+    let msgs = run_sync(&mut chans[from], actions);
+    pump(chans, msgs);
+}
+
+fn bench_updates(c: &mut Criterion) {
+    let mut g = c.benchmark_group("channel_update");
+    g.sample_size(10);
+    for n in [2usize, 8] {
+        let mut chans = active_channel(&signers(n), 1);
+        let mut k = 0usize;
+        // Each round is n participants' work: elements = n, so the rate is one participant's
+        // updates per second on one core.
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function(BenchmarkId::new("cosigned", format!("{n}p")), |b| {
+            b.iter(|| {
+                // Alternate directions so the ledger stays small.
+                let (from, to) = if k.is_multiple_of(2) { (0, 1) } else { (1, 0) };
+                k += 1;
+                round(&mut chans, from, to);
+            });
+        });
+    }
+    g.finish();
+}
+
+fn bench_transfer_validation(c: &mut Criterion) {
+    let mut g = c.benchmark_group("channel_transfer");
+    let s = signers(2);
+    let keys: Vec<_> = s
+        .iter()
+        .map(|x| DefaultBackend::parse_xonly_public(&x.keys().state_key.serialize()).unwrap())
+        .collect();
+    let ledger =
+        Ledger::genesis(&[Amount::from_sat(5_000_000), Amount::from_sat(5_000_000)]).unwrap();
+    let id = [3u8; 32];
+    let t = ledger::make_transfer(&ledger, &id, 0, 1, Amount::from_sat(10_000), |d| {
+        s[0].sign_state(d)
+    })
+    .unwrap();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(BenchmarkId::new("validate", "1"), |b| {
+        b.iter(|| black_box(ledger.apply(&id, std::slice::from_ref(&t), &keys).unwrap()));
+    });
+    g.finish();
+}
+
+fn bench_batch(c: &mut Criterion) {
+    const CHANNELS: usize = 1_000;
+    let s = signers(2);
+    let base: Vec<Ch> = (0..CHANNELS)
+        .map(|i| active_channel(&s, u32::try_from(i).unwrap() + 10).remove(0))
+        .collect();
+    let mut g = c.benchmark_group("channel_batch");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(CHANNELS as u64));
+    for threads in [1usize, 2] {
+        g.bench_function(
+            BenchmarkId::new("1000_channels", format!("threads={threads}")),
+            |b| {
+                b.iter_batched(
+                    || {
+                        let m = ChannelManager::new();
+                        let mut updates = Vec::with_capacity(CHANNELS);
+                        for ch in &base {
+                            let t = ch.make_transfer(1, Amount::from_sat(1_000)).unwrap();
+                            updates.push((*ch.channel_id(), vec![t]));
+                            m.insert(ch.clone()).unwrap();
+                        }
+                        (m, updates)
+                    },
+                    |(m, updates)| {
+                        // The batch is split among the threads; each part applies atomically.
+                        let per = CHANNELS.div_ceil(threads);
+                        let mut parts: Vec<Vec<_>> = Vec::new();
+                        let mut it = updates.into_iter();
+                        for _ in 0..threads {
+                            parts.push(it.by_ref().take(per).collect());
+                        }
+                        std::thread::scope(|sc| {
+                            for part in parts {
+                                let m = &m;
+                                sc.spawn(move || {
+                                    let outcome = m.apply_batch(part).unwrap();
+                                    black_box(m.batch_persisted(&outcome.token).unwrap());
+                                });
+                            }
+                        });
+                        m
+                    },
+                    BatchSize::PerIteration,
+                );
+            },
+        );
+    }
+    g.finish();
+}
+
+fn bench_state_verification(c: &mut Criterion) {
+    const N: usize = 16;
+    const STATES: usize = 32;
+    let s = signers(N);
+    let keys: Vec<_> = s
+        .iter()
+        .map(|x| DefaultBackend::parse_xonly_public(&x.keys().state_key.serialize()).unwrap())
+        .collect();
+    let id = [4u8; 32];
+    let states: Vec<([u8; 32], Vec<[u8; 64]>)> = (0..STATES)
+        .map(|v| {
+            let root = [u8::try_from(v).unwrap(); 32];
+            let d = ledger::state_digest(&id, v as u64, &root);
+            (root, s.iter().map(|x| x.sign_state(&d)).collect())
+        })
+        .collect();
+    let mut g = c.benchmark_group("channel_verify_state");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements((N * STATES) as u64));
+    for threads in [1usize, 2] {
+        g.bench_function(
+            BenchmarkId::new("16_signatures", format!("threads={threads}")),
+            |b| {
+                b.iter(|| {
+                    let per = N.div_ceil(threads);
+                    std::thread::scope(|sc| {
+                        for t in 0..threads {
+                            let (states, keys) = (&states, &keys);
+                            sc.spawn(move || {
+                                let range = t * per..((t + 1) * per).min(N);
+                                for (v, (root, sigs)) in states.iter().enumerate() {
+                                    ledger::verify_state_signatures(
+                                        &id,
+                                        v as u64,
+                                        root,
+                                        keys,
+                                        sigs,
+                                        range.clone(),
+                                    )
+                                    .unwrap();
+                                }
+                            });
+                        }
+                    });
+                });
+            },
+        );
+    }
+    g.finish();
+}
+
+fn sig_ops<B: SigBackend>(c: &mut Criterion) {
+    let mut g = c.benchmark_group("sig");
+    g.throughput(Throughput::Elements(1));
+    let kp = B::keypair(&[7u8; 32]).unwrap();
+    let digest = [9u8; 32];
+    let ecdsa = B::ecdsa_sign(&kp, &digest);
+    let schnorr = B::schnorr_sign(&kp, &digest, &[0u8; 32]);
+    let epk = B::parse_ecdsa_public(&B::ecdsa_public_bytes(&kp)).unwrap();
+    let xpk = B::parse_xonly_public(&B::xonly_public_bytes(&kp)).unwrap();
+    g.bench_function(BenchmarkId::new("ecdsa_sign", B::NAME), |b| {
+        b.iter(|| black_box(B::ecdsa_sign(&kp, black_box(&digest))))
+    });
+    g.bench_function(BenchmarkId::new("ecdsa_verify", B::NAME), |b| {
+        b.iter(|| B::ecdsa_verify(&epk, black_box(&digest), &ecdsa).unwrap());
+    });
+    g.bench_function(BenchmarkId::new("schnorr_sign", B::NAME), |b| {
+        b.iter(|| black_box(B::schnorr_sign(&kp, black_box(&digest), &[0u8; 32])));
+    });
+    g.bench_function(BenchmarkId::new("schnorr_verify", B::NAME), |b| {
+        b.iter(|| B::schnorr_verify(&xpk, black_box(&digest), &schnorr).unwrap());
+    });
+    g.finish();
+}
+
+fn bench_sigs(c: &mut Criterion) {
+    sig_ops::<Secp256k1Backend>(c);
+    sig_ops::<K256Backend>(c);
+}
+
+criterion_group!(
+    benches,
+    bench_sigs,
+    bench_transfer_validation,
+    bench_updates,
+    bench_state_verification,
+    bench_batch
+);
+criterion_main!(benches);
