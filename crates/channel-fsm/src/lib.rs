@@ -12,6 +12,53 @@
 //! - [`msg`]: channel messages, versioned postcard encoding bounded by [`msg::MESSAGE_SIZE_MAX`].
 //! - [`channel`]: the sans-IO state machine of one participant ([`channel::Channel`]).
 //! - [`manager`]: [`manager::ChannelManager`], many channels, one lock each, atomic batches.
+//!
+//! # Invariants and choices
+//! - **Sans-IO.** No threads, sockets, files or clocks: time is the block height given with each
+//!   [`channel::ChainEvent`]; everything the caller must do comes back as [`channel::Action`]s.
+//! - **Persist before send.** A transition emits `Persist` first and holds its messages and
+//!   broadcasts until [`channel::Channel::persisted`] (sync or later: async "in progress").
+//! - **Failed transitions change nothing**: handlers work on a copy and install it only on success.
+//! - **n = 2 is BOLT 3** byte for byte (Appendix B/C vectors). For n > 2 the funding output is a
+//!   tapscript n-of-n (`OP_CHECKSIGADD`, NUMS internal key); each holder's delayed output is a taproot
+//!   tree with one delayed leaf and one revocation leaf per other participant (Appendix E keys), and a
+//!   penalty first makes every honest participant whole against the latest state (the revoked state's
+//!   shortfall to the honest equals what the cheater gained, so the cheater's output covers it), then
+//!   splits the rest.
+//! - **State root** ([`ledger::state_root`]): blake3 Merkle tree over the internal outputs, kept in one
+//!   function; `merkle-proofs` is keyed by Bitcoin outpoints/coins and was not published when this
+//!   layer was written, so it is not used yet.
+//! - The k256 backend covers signing and verification for builds and comparisons; `bitcoin` itself
+//!   still links libsecp256k1 for transaction signing.
+//!
+//! # Example: a transfer, the co-signed root, and a balance proof
+//! ```
+//! use bitcoin::Amount;
+//! use channel_fsm::ledger::{self, Ledger};
+//! use channel_fsm::sig::{DefaultBackend, SigBackend};
+//! use channel_fsm::signer::{InMemorySigner, Signer};
+//!
+//! let (alice, bob) = (InMemorySigner::from_seed([1; 32]), InMemorySigner::from_seed([2; 32]));
+//! let keys = [&alice, &bob]
+//!     .iter()
+//!     .map(|s| DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()))
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! let channel_id = [7; 32];
+//! let v0 = Ledger::genesis(&[Amount::from_sat(600_000), Amount::from_sat(400_000)])?;
+//! let pay = ledger::make_transfer(&v0, &channel_id, 0, 1, Amount::from_sat(50_000), |d| alice.sign_state(d))?;
+//! let v1 = v0.apply(&channel_id, &[pay], &keys)?;
+//! assert_eq!(v1.balances()[1], Amount::from_sat(450_000));
+//!
+//! // Both co-sign (channel id, version, root) in participant order...
+//! let digest = ledger::state_digest(&channel_id, v1.version, &v1.root());
+//! let sigs = [alice.sign_state(&digest), bob.sign_state(&digest)];
+//! assert!(ledger::verify_state_signatures(&channel_id, v1.version, &v1.root(), &keys, &sigs, 0..2).is_ok());
+//! // ...which can't be replayed on another version, and Bob proves his output against the root.
+//! assert!(ledger::verify_state_signatures(&channel_id, 2, &v1.root(), &keys, &sigs, 0..2).is_err());
+//! let (id, _) = v1.outputs_of(1).next().ok_or("bob has an output")?;
+//! assert!(v1.prove(id).ok_or("present")?.verify(&v1.root()));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![forbid(unsafe_code)]
 
 pub mod channel;
