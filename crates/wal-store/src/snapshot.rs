@@ -312,26 +312,34 @@ pub(crate) fn hex_bytes(b: &[u8]) -> String {
 }
 
 impl Store {
-    /// Writes the set at the tip in our snapshot format (checkpoints first; two passes over one
-    /// redb read view: MuHash and count, then the coins), in constant memory.
+    /// Writes the set at the tip in our snapshot format (checkpoints first), in constant memory:
+    /// the header's MuHash comes from [`Store::stats`] when tracked, else from a first pass.
     ///
     /// # Errors
     /// [`StoreError::Empty`] without a tip, checkpoint/redb errors, [`SnapshotError`] on write.
     pub fn export_snapshot<W: Write>(&mut self, out: W) -> Result<SnapshotHeader, StoreError> {
         let tip = self.tip().ok_or(StoreError::Empty)?;
-        let mut muhash = MuHash3072::default();
-        let mut ser = Vec::with_capacity(128);
-        let coins = self.for_each_coin(|op, coin| {
-            ser.clear();
-            txout_ser(&op, &coin, &mut ser);
-            muhash.insert(&ser);
-            Ok(())
-        })?;
+        // With MuHash tracked, the header comes from the statistics (one pass over the coins);
+        // otherwise a first pass computes it.
+        let (coins, digest) = match self.stats().muhash.as_ref().map(MuHash3072::finalize) {
+            Some(d) => (self.coin_count()?, d),
+            None => {
+                let mut muhash = MuHash3072::default();
+                let mut ser = Vec::with_capacity(128);
+                let n = self.for_each_coin(|op, coin| {
+                    ser.clear();
+                    txout_ser(&op, &coin, &mut ser);
+                    muhash.insert(&ser);
+                    Ok(())
+                })?;
+                (n, muhash.finalize())
+            }
+        };
         let header = SnapshotHeader {
             network: self.network(),
             tip,
             coins,
-            muhash: muhash.finalize(),
+            muhash: digest,
         };
         let mut err = None;
         let iter = self.coin_iter()?.map_while(|r| match r {

@@ -287,7 +287,7 @@ impl Store {
                     reason: e.to_string(),
                 },
             })?;
-            store.apply_payload(&p)
+            store.apply_payload(p)
         })?;
         let last_seq = applied_seq.max(outcome.last_seq);
         // Fold everything replayed into redb, then drop every old segment (a discarded tail must
@@ -427,7 +427,7 @@ impl Store {
         })?;
         let r = self.wal.append(&bytes);
         let seq = self.poison_on(r)?;
-        let r = self.apply_payload(&payload);
+        let r = self.apply_payload(payload);
         self.poison_on(r)?;
         if self.wal.buf_records >= self.options.group_commit_records
             || self.wal.pending_bytes() >= self.options.group_commit_bytes
@@ -585,8 +585,8 @@ impl Store {
     }
 
     /// Applies a logged payload to the in-memory overlay (used by logging and by replay alike).
-    fn apply_payload(&mut self, payload: &Payload) -> Result<(), StoreError> {
-        match payload {
+    fn apply_payload(&mut self, payload: Payload) -> Result<(), StoreError> {
+        let payload = match payload {
             Payload::Block(entry) => {
                 let mut buf = Vec::with_capacity(128);
                 for (op, coin) in &entry.spent {
@@ -603,8 +603,13 @@ impl Store {
                     height: entry.height,
                     hash: BlockHash::from_byte_array(entry.hash),
                 });
-                self.undo_overlay.insert(entry.height, Some(entry.clone()));
+                self.undo_overlay.insert(entry.height, Some(entry));
+                return Ok(());
             }
+            other => other,
+        };
+        match &payload {
+            Payload::Block(_) => {}
             Payload::Disconnect { height, hash } => {
                 let entry = self
                     .undo_entry(*height)?
