@@ -65,6 +65,14 @@ pub enum ChainEvent {
         /// Its (relevant) transactions.
         txs: Vec<Transaction>,
     },
+    /// A transaction seen unconfirmed (mempool) at `height`. Only a revoked commitment is acted on
+    /// (the penalty goes out at once, as a child); everything else waits for confirmation.
+    Seen {
+        /// Current height.
+        height: u32,
+        /// The transaction.
+        tx: Transaction,
+    },
 }
 
 /// Something the caller must do.
@@ -307,6 +315,8 @@ struct OnChain {
     revoked: bool,
     point: PublicKey,
     confirmed_height: u32,
+    /// Whether it is confirmed (false: seen in the mempool only).
+    confirmed: bool,
     /// Our sweep / penalty, once built.
     response: Option<Transaction>,
 }
@@ -1195,7 +1205,10 @@ impl<S: Signer> Channel<S> {
     /// # Errors
     /// Builder errors (the channel is unchanged).
     pub fn handle_chain(&mut self, event: ChainEvent) -> Result<Vec<Action>, ChannelError> {
-        let ChainEvent::Block { height, txs } = event;
+        let (height, txs) = match event {
+            ChainEvent::Block { height, txs } => (height, txs),
+            ChainEvent::Seen { height, tx } => return self.on_seen(height, &tx),
+        };
         let mut next = self.state.clone();
         let mut out = Vec::new();
         next.height = next.height.max(height);
@@ -1243,6 +1256,24 @@ impl<S: Signer> Channel<S> {
                 return Ok(Vec::new());
             }
         }
+        Ok(self.commit(next, out))
+    }
+
+    fn on_seen(&mut self, height: u32, tx: &Transaction) -> Result<Vec<Action>, ChannelError> {
+        let fo = self.state.config.params.funding_outpoint;
+        if self.state.onchain.is_some() || !tx.input.iter().any(|i| i.previous_output == fo) {
+            return Ok(Vec::new());
+        }
+        let mut next = self.state.clone();
+        let mut out = Vec::new();
+        self.on_funding_spent(&mut next, tx, height, &mut out)?;
+        let me = next.me;
+        match next.onchain.as_mut() {
+            Some(oc) if oc.revoked && oc.holder != me => oc.confirmed = false,
+            // Not a revoked commitment: wait for it to confirm.
+            _ => return Ok(Vec::new()),
+        }
+        self.on_height(&mut next, &mut out)?;
         Ok(self.commit(next, out))
     }
 
@@ -1370,6 +1401,18 @@ impl<S: Signer> Channel<S> {
         height: u32,
         out: &mut Vec<Action>,
     ) -> Result<(), ChannelError> {
+        if let Some(oc) = next.onchain.as_mut()
+            && !oc.confirmed
+        {
+            if oc.commitment.compute_txid() == tx.compute_txid() {
+                // The revoked commitment we saw in the mempool confirmed.
+                oc.confirmed = true;
+                oc.confirmed_height = height;
+                return Ok(());
+            }
+            // Something else confirmed instead: forget what the mempool showed.
+            next.onchain = None;
+        }
         if next.onchain.is_some() || matches!(next.phase, Phase::Settled) {
             return Ok(());
         }
@@ -1443,6 +1486,7 @@ impl<S: Signer> Channel<S> {
                     revoked,
                     point,
                     confirmed_height: height,
+                    confirmed: true,
                     response: None,
                 });
                 if !revoked && h != usize::from(next.me) {

@@ -411,3 +411,66 @@ fn balance_provable_against_cosigned_root() {
         assert!(proof.verify(&root));
     }
 }
+
+#[test]
+fn revoked_commitment_seen_in_mempool_is_answered_at_once() {
+    use channel_fsm::channel::{Action, ChainEvent};
+    let mut net = create_network(2);
+    net.open_channel(&[sat(6_000_000), sat(4_000_000)]);
+    let old = net.nodes[1].channel.as_ref().unwrap().clone();
+    net.transfer(1, 0, sat(2_000_000));
+    let revoked = old.signed_commitment().unwrap();
+    let height = net.chain.height;
+    let ch0 = net.nodes[0].channel.as_mut().unwrap();
+    let actions = ch0
+        .handle_chain(ChainEvent::Seen {
+            height,
+            tx: revoked.clone(),
+        })
+        .unwrap();
+    let record_id = match actions[0] {
+        Action::Persist { record_id, .. } => record_id,
+        _ => panic!("persist first"),
+    };
+    let released = ch0.persisted(record_id);
+    let penalty = released
+        .iter()
+        .find_map(|a| match a {
+            Action::Broadcast { tx } => Some(tx.clone()),
+            _ => None,
+        })
+        .expect("penalty");
+    assert_eq!(
+        penalty.input[0].previous_output.txid,
+        revoked.compute_txid()
+    );
+    assert_eq!(ch0.phase(), Phase::Disputed);
+    net.take_events(0);
+    // Other unconfirmed funding spends are ignored until they confirm.
+    let current = net.nodes[1]
+        .channel
+        .as_ref()
+        .unwrap()
+        .signed_commitment()
+        .unwrap();
+    let ch1 = net.nodes[1].channel.as_mut().unwrap();
+    assert_eq!(
+        ch1.handle_chain(ChainEvent::Seen {
+            height,
+            tx: current
+        })
+        .unwrap(),
+        vec![]
+    );
+    // The commitment confirms, the penalty follows in the next block.
+    net.chain.broadcast(revoked).unwrap();
+    net.mine();
+    net.broadcasts.clear();
+    net.mine();
+    net.take_events(1);
+    let ev = net.take_events(0);
+    assert!(
+        ev.iter().any(|e| matches!(e, Event::Penalized { .. })),
+        "{ev:?}"
+    );
+}
