@@ -62,10 +62,15 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 /// A progress bar on stderr with blocks/s, hidden when stderr is not a terminal.
 pub fn progress_bar(what: &str) -> ProgressBar {
     let pb = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {prefix} {pos} blocks ({per_sec}) {msg} [{elapsed}]",
-    ) {
-        pb.set_style(style);
+    if let Ok(style) =
+        ProgressStyle::with_template("{spinner} {prefix} {pos} blocks ({rate}) {msg} [{elapsed}]")
+    {
+        pb.set_style(style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} blocks/s", state.per_sec());
+            },
+        ));
     }
     pb.set_prefix(what.to_string());
     pb.enable_steady_tick(Duration::from_millis(200));
