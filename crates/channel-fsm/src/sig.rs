@@ -4,7 +4,7 @@
 //!
 //! Messages are 32-byte digests: that is all Bitcoin and the channel protocol sign, and it is what the
 //! `bitcoin::secp256k1` 0.29 API accepts. The k256 backend additionally offers BIP340 over messages of
-//! any length ([`K256Backend::schnorr_sign_raw`]).
+//! any length (`K256Backend::schnorr_sign_raw`, feature `k256-backend`).
 
 use std::sync::OnceLock;
 
