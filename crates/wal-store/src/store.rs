@@ -169,6 +169,27 @@ pub struct CheckpointReport {
     pub segments_removed: usize,
 }
 
+/// One coin's change since the last checkpoint.
+#[derive(Debug, Clone)]
+enum Slot {
+    /// Created since the checkpoint and known absent from redb (Core's FRESH): deleting it just
+    /// forgets it, so coins created and spent between two checkpoints never touch redb.
+    Fresh(RawCoin),
+    /// Written: redb gets this value.
+    Put(RawCoin),
+    /// Deleted: redb loses the key.
+    Deleted,
+}
+
+impl Slot {
+    fn coin(&self) -> Option<&RawCoin> {
+        match self {
+            Slot::Fresh(c) | Slot::Put(c) => Some(c),
+            Slot::Deleted => None,
+        }
+    }
+}
+
 /// The durable UTXO store. Single writer (`&mut self`); wrap it in a mutex to share.
 ///
 /// ```
@@ -198,8 +219,8 @@ pub struct Store {
     pub(crate) db: redb::Database,
     options: StoreOptions,
     wal: WalWriter,
-    /// Coin changes logged since the last checkpoint (`None` = deleted).
-    overlay: HashMap<RawOutPoint, Option<RawCoin>>,
+    /// Coin changes logged since the last checkpoint.
+    overlay: HashMap<RawOutPoint, Slot>,
     /// Undo entries logged since the last checkpoint (`None` = disconnected).
     undo_overlay: BTreeMap<u32, Option<BlockEntry>>,
     tip: Option<Tip>,
@@ -514,9 +535,12 @@ impl Store {
                 .open_table(COINS)
                 .map_err(StoreError::redb("open coins"))?;
             let mut buf = Vec::with_capacity(64);
-            for (op, coin) in &self.overlay {
+            // In key order: sequential B-tree access.
+            let mut entries: Vec<(&RawOutPoint, &Slot)> = self.overlay.iter().collect();
+            entries.sort_unstable_by_key(|(op, _)| **op);
+            for (op, slot) in entries {
                 let key = op.key();
-                match coin {
+                match slot.coin() {
                     Some(c) => {
                         buf.clear();
                         encode_coin(&Coin::from(c), &mut buf);
@@ -590,12 +614,14 @@ impl Store {
             Payload::Block(entry) => {
                 let mut buf = Vec::with_capacity(128);
                 for (op, coin) in &entry.spent {
-                    self.overlay.insert(*op, None);
+                    self.delete_coin(*op);
                     self.stats
                         .remove_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
                 for (op, coin) in &entry.created {
-                    self.overlay.insert(*op, Some(coin.clone()));
+                    // A coinbase may overwrite an unspent duplicate (the BIP30 exceptions): never
+                    // fresh. Other new coins cannot exist unspent in redb (BIP30).
+                    self.put_coin(*op, coin.clone(), coin.code & 1 == 0);
                     self.stats
                         .add_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
@@ -620,12 +646,12 @@ impl Store {
                     })?;
                 let mut buf = Vec::with_capacity(128);
                 for (op, coin) in &entry.created {
-                    self.overlay.insert(*op, None);
+                    self.delete_coin(*op);
                     self.stats
                         .remove_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
                 for (op, coin) in &entry.spent {
-                    self.overlay.insert(*op, Some(coin.clone()));
+                    self.put_coin(*op, coin.clone(), false);
                     self.stats
                         .add_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
                 }
@@ -648,7 +674,7 @@ impl Store {
                     if let Some(old) = self.get_coin(&outpoint)? {
                         self.stats.remove_coin(&outpoint, &old, &mut buf);
                     }
-                    self.overlay.insert(*op, None);
+                    self.delete_coin(*op);
                 }
                 for (op, coin) in upserts {
                     let outpoint = OutPoint::from(*op);
@@ -656,7 +682,7 @@ impl Store {
                         self.stats.remove_coin(&outpoint, &old, &mut buf);
                     }
                     self.stats.add_coin(&outpoint, &Coin::from(coin), &mut buf);
-                    self.overlay.insert(*op, Some(coin.clone()));
+                    self.put_coin(*op, coin.clone(), false);
                 }
                 if let Some((hash, height)) = best_block {
                     self.tip = Some(Tip {
@@ -667,6 +693,25 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Records a coin write; `fresh` if the key is known absent from redb when not in the overlay.
+    fn put_coin(&mut self, op: RawOutPoint, coin: RawCoin, fresh: bool) {
+        let slot = match self.overlay.get(&op) {
+            Some(Slot::Fresh(_)) => Slot::Fresh(coin),
+            None if fresh => Slot::Fresh(coin),
+            _ => Slot::Put(coin),
+        };
+        self.overlay.insert(op, slot);
+    }
+
+    /// Records a coin deletion (a fresh coin is simply forgotten).
+    fn delete_coin(&mut self, op: RawOutPoint) {
+        if matches!(self.overlay.get(&op), Some(Slot::Fresh(_))) {
+            self.overlay.remove(&op);
+        } else {
+            self.overlay.insert(op, Slot::Deleted);
+        }
     }
 
     fn undo_entry(&self, height: u32) -> Result<Option<BlockEntry>, StoreError> {
@@ -739,8 +784,8 @@ impl Store {
     /// redb errors, [`StoreError::CorruptDb`].
     pub fn get_coin(&self, outpoint: &OutPoint) -> Result<Option<Coin>, StoreError> {
         let raw = RawOutPoint::from(outpoint);
-        if let Some(c) = self.overlay.get(&raw) {
-            return Ok(c.as_ref().map(Coin::from));
+        if let Some(slot) = self.overlay.get(&raw) {
+            return Ok(slot.coin().map(Coin::from));
         }
         let txn = self
             .db
