@@ -11,7 +11,7 @@
 mod common;
 
 use bitcoin::Amount;
-use channel_fsm::channel::{Channel, Event, Phase};
+use channel_fsm::channel::{ChainEvent, Channel, Event, Phase};
 use channel_fsm::signer::InMemorySigner;
 use channel_fsm::tx;
 use common::net::{Network, create_network, sat};
@@ -226,7 +226,21 @@ fn run(seed: u64) {
         let (cheater, old) = &revoked[rng.random_range(0..revoked.len())];
         let cheater = *cheater;
         let commitment = old.signed_commitment().unwrap();
-        net.chain.broadcast(commitment).unwrap();
+        net.chain.broadcast(commitment.clone()).unwrap();
+        // Some honest nodes watch the mempool and answer before the commitment confirms.
+        for i in (0..n).filter(|i| *i != cheater) {
+            if rng.random_bool(0.5) {
+                let height = net.chain.height;
+                let ch = net.nodes[i].channel.as_mut().unwrap();
+                let actions = ch
+                    .handle_chain(ChainEvent::Seen {
+                        height,
+                        tx: commitment.clone(),
+                    })
+                    .unwrap();
+                net.apply(i, actions);
+            }
+        }
         let had_delayed = {
             let c = tx::build_commitment(
                 &cfg.params,
