@@ -49,6 +49,36 @@ impl CoinView for LeafCoin {
     }
 }
 
+impl CoinView for utxo_core::Coin {
+    fn amount_sat(&self) -> u64 {
+        self.amount.to_sat()
+    }
+    fn height(&self) -> u32 {
+        self.height
+    }
+    fn is_coinbase(&self) -> bool {
+        self.is_coinbase
+    }
+    fn script_bytes(&self) -> &[u8] {
+        self.script_pubkey.as_bytes()
+    }
+}
+
+impl<T: CoinView + ?Sized> CoinView for &T {
+    fn amount_sat(&self) -> u64 {
+        (**self).amount_sat()
+    }
+    fn height(&self) -> u32 {
+        (**self).height()
+    }
+    fn is_coinbase(&self) -> bool {
+        (**self).is_coinbase()
+    }
+    fn script_bytes(&self) -> &[u8] {
+        (**self).script_bytes()
+    }
+}
+
 /// The raw outpoint of a rust-bitcoin outpoint (txid in internal byte order).
 pub fn outpoint_bytes(outpoint: &OutPoint) -> OutPointBytes {
     use bitcoin::hashes::Hash as _;
@@ -612,6 +642,28 @@ impl Commitment {
             level = next;
         }
         Ok(())
+    }
+
+    /// Applies one block's [`utxo_core::ChangeSet`] (see [`Commitment::apply_changes`]).
+    ///
+    /// # Errors
+    /// As [`Commitment::apply_changes`].
+    pub fn apply_change_set(&mut self, changes: &utxo_core::ChangeSet) -> Result<(), UpdateError> {
+        self.apply_changes(
+            changes.created.iter().map(|(o, c)| (o, c)),
+            changes.spent.iter().map(|(o, c)| (o, c)),
+        )
+    }
+
+    /// Undoes [`Commitment::apply_change_set`] of the same change set (a block disconnected).
+    ///
+    /// # Errors
+    /// As [`Commitment::apply_changes`].
+    pub fn revert_change_set(&mut self, changes: &utxo_core::ChangeSet) -> Result<(), UpdateError> {
+        self.apply_changes(
+            changes.spent.iter().map(|(o, c)| (o, c)),
+            changes.created.iter().map(|(o, c)| (o, c)),
+        )
     }
 
     /// Undoes [`Commitment::apply_changes`] of the same lists (removes `created`, restores `spent`).
