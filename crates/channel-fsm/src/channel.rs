@@ -32,6 +32,8 @@ pub const MIN_DEPTH_DEFAULT: u32 = 3;
 pub const MIN_DEPTH_MAX: u32 = 144;
 /// Version byte of persisted channel records.
 pub const RECORD_VERSION: u8 = 1;
+/// Length of the blake3 checksum that ends every record.
+pub const RECORD_CHECKSUM_LEN: usize = 8;
 /// Largest persisted record accepted by [`Channel::restore`].
 pub const RECORD_SIZE_MAX: usize = 4 << 20;
 
@@ -500,7 +502,18 @@ impl<S: Signer> Channel<S> {
                 reason: format!("{} bytes", record.len()),
             });
         }
-        let (&v, body) = record.split_first().ok_or(ChannelError::Record {
+        if record.len() < 1 + RECORD_CHECKSUM_LEN {
+            return Err(ChannelError::Record {
+                reason: "truncated".into(),
+            });
+        }
+        let (data, sum) = record.split_at(record.len() - RECORD_CHECKSUM_LEN);
+        if blake3::hash(data).as_bytes()[..RECORD_CHECKSUM_LEN] != *sum {
+            return Err(ChannelError::Record {
+                reason: "checksum mismatch".into(),
+            });
+        }
+        let (&v, body) = data.split_first().ok_or(ChannelError::Record {
             reason: "empty".into(),
         })?;
         if v != RECORD_VERSION {
@@ -511,7 +524,14 @@ impl<S: Signer> Channel<S> {
         let state: State = postcard::from_bytes(body).map_err(|e| ChannelError::Record {
             reason: e.to_string(),
         })?;
-        if signer.keys() != state.config.params.participants[usize::from(state.me)] {
+        if Some(signer.keys())
+            != state
+                .config
+                .params
+                .participants
+                .get(usize::from(state.me))
+                .copied()
+        {
             return Err(ChannelError::Record {
                 reason: "record is for another signer".into(),
             });
@@ -529,10 +549,14 @@ impl<S: Signer> Channel<S> {
         })
     }
 
+    /// Record layout: version byte, postcard body, first [`RECORD_CHECKSUM_LEN`] bytes of
+    /// blake3(version byte || body).
     fn encode_record(state: &State) -> Vec<u8> {
         let mut out = vec![RECORD_VERSION];
         // Serializing plain data into a Vec cannot fail.
         out.extend(postcard::to_stdvec(state).unwrap_or_default());
+        let sum = blake3::hash(&out);
+        out.extend_from_slice(&sum.as_bytes()[..RECORD_CHECKSUM_LEN]);
         out
     }
 
@@ -1020,7 +1044,7 @@ impl<S: Signer> Channel<S> {
         if self.state.secrets[f].get(index).ok() == Some(secret) {
             return Ok(Vec::new()); // duplicate
         }
-        if !self.state.complete || version + 1 != current {
+        if !self.state.complete || version.checked_add(1) != Some(current) {
             return Err(ChannelError::UnexpectedVersion {
                 got: version,
                 expected: current.saturating_sub(1),

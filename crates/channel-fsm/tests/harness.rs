@@ -330,6 +330,23 @@ fn failed_transitions_leave_the_channel_unchanged_and_replays_are_rejected() {
         secret: [0; 32],
     };
     assert_eq!(ch0.handle_message(wrong), Err(ChannelError::WrongChannel));
+    // Extreme versions from a peer are refused, never overflow.
+    for version in [u64::MAX, u64::MAX - 1] {
+        let m = Message::Revoke {
+            channel_id,
+            version,
+            from: 1,
+            secret: [7; 32],
+        };
+        assert!(ch0.handle_message(m).is_err());
+        let m = Message::Propose {
+            channel_id,
+            version,
+            from: 1,
+            transfers: vec![],
+        };
+        assert!(ch0.handle_message(m).is_err());
+    }
     // A bad revocation secret is refused.
     let bad_secret = Message::Revoke {
         channel_id,
@@ -473,4 +490,34 @@ fn revoked_commitment_seen_in_mempool_is_answered_at_once() {
         ev.iter().any(|e| matches!(e, Event::Penalized { .. })),
         "{ev:?}"
     );
+}
+
+#[test]
+fn records_restore_exactly_and_corruption_is_detected() {
+    use channel_fsm::channel::{Channel, RECORD_SIZE_MAX};
+    let mut net = create_network(2);
+    net.open_channel(&[sat(6_000_000), sat(4_000_000)]);
+    net.transfer(0, 1, sat(10_000));
+    let ch = net.nodes[0].channel.as_ref().unwrap();
+    let record = ch.record();
+    let signer = net.nodes[0].signer.clone();
+    assert_eq!(
+        Channel::restore(&record, signer.clone()).unwrap().record(),
+        record
+    );
+    for i in [0, 1, record.len() / 2, record.len() - 1] {
+        let mut bad = record.clone();
+        bad[i] ^= 1;
+        assert!(
+            matches!(
+                Channel::restore(&bad, signer.clone()),
+                Err(ChannelError::Record { .. })
+            ),
+            "flip at {i}"
+        );
+    }
+    assert!(Channel::restore(&record[..5], signer.clone()).is_err());
+    assert!(Channel::restore(&vec![0u8; RECORD_SIZE_MAX + 1], signer.clone()).is_err());
+    // Another participant's signer can't load it.
+    assert!(Channel::restore(&record, net.nodes[1].signer.clone()).is_err());
 }
