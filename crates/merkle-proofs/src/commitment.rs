@@ -182,18 +182,39 @@ struct Page {
 impl Page {
     /// Recomputes `buckets` from `entries`.
     fn rehash(&mut self, page: usize) {
-        fn rec(page: usize, slice: &[Stored], out: &mut Vec<[u8; 32]>) {
+        self.rehash_reusing(page, &[], &[]);
+    }
+
+    /// Recomputes `buckets` from `entries`, reusing the hash of any bucket whose entries are
+    /// unchanged from the previous version of the page (`old_entries`, `old_buckets`): a batch then
+    /// hashes only the buckets it touched.
+    fn rehash_reusing(&mut self, page: usize, old_entries: &[Stored], old_buckets: &[[u8; 32]]) {
+        fn ranges(slice: &[Stored], lo: usize, out: &mut Vec<(usize, usize)>) {
             if slice.len() <= BUCKET_MAX {
-                out.push(stored_bucket_hash(page, slice));
+                out.push((lo, slice.len()));
                 return;
             }
             let mid = split_point(slice);
-            rec(page, &slice[..mid], out);
-            rec(page, &slice[mid..], out);
+            ranges(&slice[..mid], lo, out);
+            ranges(&slice[mid..], lo + mid, out);
         }
-        let mut out = Vec::new();
+        let mut old = Vec::new();
+        if !old_entries.is_empty() && !old_buckets.is_empty() {
+            ranges(old_entries, 0, &mut old);
+        }
+        let mut new = Vec::new();
         if !self.entries.is_empty() {
-            rec(page, &self.entries, &mut out);
+            ranges(&self.entries, 0, &mut new);
+        }
+        let mut out = Vec::with_capacity(new.len());
+        for (start, len) in new {
+            let slice = &self.entries[start..start + len];
+            let reused = old
+                .binary_search_by(|&(os, _)| old_entries[os].cmp(&slice[0]))
+                .ok()
+                .filter(|&k| old[k].1 == len && &old_entries[old[k].0..old[k].0 + len] == slice)
+                .and_then(|k| old_buckets.get(k).copied());
+            out.push(reused.unwrap_or_else(|| stored_bucket_hash(page, slice)));
         }
         self.buckets = out.into_boxed_slice();
     }
@@ -538,16 +559,30 @@ impl Commitment {
         out
     }
 
+    /// Recomputes upper node `i` from its children. A node holding at most `BUCKET_MAX` coins is
+    /// part of a bucket: its hash is computed only by the ancestor that holds more (for its child) or
+    /// at the root, so a change under a small subtree rehashes its bucket once, not once per level.
     fn recompute(&mut self, i: usize) {
         let (l, r) = children(i);
         let (cl, cr) = (self.count(l), self.count(r));
         let count = cl + cr;
         self.counts[i] = u32::try_from(count).unwrap_or(u32::MAX);
-        self.hashes[i] = if count == 0 {
-            [0; 32]
-        } else if count <= BUCKET_MAX {
-            bucket_hash(self.gather(i).into_iter())
-        } else if cl == 0 {
+        if count <= BUCKET_MAX {
+            self.hashes[i] = if i == 1 && count > 0 {
+                bucket_hash(self.gather(i).into_iter())
+            } else {
+                [0; 32]
+            };
+            return;
+        }
+        for (child, n) in [(l, cl), (r, cr)] {
+            if let Slot::Upper(j) = child {
+                if n > 0 && n <= BUCKET_MAX {
+                    self.hashes[j] = bucket_hash(self.gather(j).into_iter());
+                }
+            }
+        }
+        self.hashes[i] = if cl == 0 {
             self.hash(r)
         } else if cr == 0 {
             self.hash(l)
@@ -699,8 +734,9 @@ impl Commitment {
                 merged.push(*s);
             }
             merged.extend(ins);
-            page.entries = merged.into_boxed_slice();
-            page.rehash(w.page);
+            let old_entries = std::mem::replace(&mut page.entries, merged.into_boxed_slice());
+            let old_buckets = std::mem::take(&mut page.buckets);
+            page.rehash_reusing(w.page, &old_entries, &old_buckets);
         }
         let run = |pages: &mut [Page], base: usize, work: &[PageWork]| {
             for w in work {
