@@ -576,10 +576,11 @@ impl Commitment {
             return;
         }
         for (child, n) in [(l, cl), (r, cr)] {
-            if let Slot::Upper(j) = child {
-                if n > 0 && n <= BUCKET_MAX {
-                    self.hashes[j] = bucket_hash(self.gather(j).into_iter());
-                }
+            if let Slot::Upper(j) = child
+                && n > 0
+                && n <= BUCKET_MAX
+            {
+                self.hashes[j] = bucket_hash(self.gather(j).into_iter());
             }
         }
         self.hashes[i] = if cl == 0 {
