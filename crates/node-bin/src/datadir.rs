@@ -18,12 +18,14 @@ use anyhow::{Context, anyhow, ensure};
 use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::{Hash, HashEngine, sha256, sha256d};
-use bitcoin::{Amount, Block, BlockHash, Network};
+use bitcoin::{Amount, Block, BlockHash, Network, OutPoint};
+use merkle_proofs::Commitment;
 use utxo_core::muhash::MuHash3072;
 use utxo_core::{ChainParams, Coin, SetOptions, UtxoSet, bogosize, txout_ser};
 use wal_store::{Ack, BlockRecord, Store, StoreOptions};
 
 use crate::chain::{Backend, Entry};
+use crate::commit;
 use crate::report::StatsReport;
 
 /// Size of one stored header.
@@ -135,6 +137,9 @@ pub fn read_headers(path: &Path, network: Network) -> anyhow::Result<HashMap<Blo
     Ok(index)
 }
 
+/// Threads the in-memory set may use to apply one large block (results are identical to 1).
+pub const SET_THREADS: usize = 2;
+
 /// Loads every stored coin into a fresh in-memory set standing on the store's tip.
 ///
 /// # Errors
@@ -142,6 +147,7 @@ pub fn read_headers(path: &Path, network: Network) -> anyhow::Result<HashMap<Blo
 pub fn load_set(store: &mut Store, network: Network) -> anyhow::Result<UtxoSet> {
     let set = UtxoSet::with_options(SetOptions {
         params: ChainParams::for_network(network),
+        threads: SET_THREADS,
         ..SetOptions::default()
     });
     for item in store.coin_iter()? {
@@ -164,6 +170,8 @@ pub struct StoreBackend {
     paths: Paths,
     store: Store,
     set: UtxoSet,
+    /// The commitment to `set`, rebuilt at open and updated per block.
+    commitment: Commitment,
     headers: File,
     /// Only record headers, connect nothing (`--headers-only`).
     headers_only: bool,
@@ -184,10 +192,14 @@ impl StoreBackend {
     ) -> anyhow::Result<Self> {
         let paths = Paths::new(datadir);
         let mut store = open_store(datadir, network, checkpoint_wal_bytes)?;
-        let set = if headers_only {
-            UtxoSet::new()
+        let (set, commitment) = if headers_only {
+            (UtxoSet::new(), Commitment::new())
         } else {
-            load_set(&mut store, network)?
+            let set = load_set(&mut store, network)?;
+            let sorted = set.sorted_coins();
+            let (commitment, _) = commit::rebuild(sorted.iter().map(|(o, c)| (o, c)))?;
+            commit::check_logged(&store, &commitment.root())?;
+            (set, commitment)
         };
         let headers = OpenOptions::new()
             .create(true)
@@ -198,6 +210,7 @@ impl StoreBackend {
             paths,
             store,
             set,
+            commitment,
             headers,
             headers_only,
             pending: Vec::new(),
@@ -296,13 +309,16 @@ impl Backend for StoreBackend {
         }
         let connected = self.set.connect_block(block, height)?;
         let hash = block.block_hash();
+        self.commitment
+            .apply_change_set(&connected.changes)
+            .with_context(|| format!("updating the commitment with block {hash}"))?;
         let ack = self.store.append_block(&BlockRecord {
             height,
             hash,
             prev_hash: block.header.prev_blockhash,
             changes: &connected.changes,
             undo: &connected.undo,
-            commitment_root: None,
+            commitment_root: Some(self.commitment.root().0),
         })?;
         self.push(ack, Event::Connected(height, hash));
         self.maybe_commit()
@@ -323,6 +339,9 @@ impl Backend for StoreBackend {
             "store tip {tip:?} is not block {hash} at height {height}"
         );
         let (ack, stored) = self.store.disconnect_tip()?;
+        self.commitment
+            .revert_change_set(&stored.changes)
+            .with_context(|| format!("reverting the commitment for block {hash}"))?;
         for (op, _) in &stored.changes.created {
             self.set.remove(op);
         }
@@ -416,6 +435,7 @@ pub fn stored_stats(store: &mut Store, datadir: &Path) -> anyhow::Result<StatsRe
     let mut engine = sha256d::Hash::engine();
     let (mut txouts, mut bogo, mut total) = (0u64, 0u64, Amount::ZERO);
     let mut buf = Vec::with_capacity(128);
+    let mut coins: Vec<(OutPoint, Coin)> = Vec::new();
     store.for_each_coin(|op, coin: Coin| {
         buf.clear();
         txout_ser(&op, &coin, &mut buf);
@@ -426,8 +446,12 @@ pub fn stored_stats(store: &mut Store, datadir: &Path) -> anyhow::Result<StatsRe
         txouts += 1;
         bogo += bogosize(&coin);
         total = total.checked_add(coin.amount).unwrap_or(Amount::MAX);
+        coins.push((op, coin));
         Ok(())
     })?;
+    let (commitment, _) = commit::rebuild(coins.iter().map(|(o, c)| (o, c)))?;
+    drop(coins);
+    commit::check_logged(store, &commitment.root())?;
     let muhash = match (&cached, mu) {
         (Some(c), _) => {
             ensure!(
@@ -463,6 +487,7 @@ pub fn stored_stats(store: &mut Store, datadir: &Path) -> anyhow::Result<StatsRe
         total_amount: total,
         muhash: hex::encode(digest),
         hash_serialized_3: sha256d::Hash::from_engine(engine).to_string(),
+        commitment_root: commitment.root().to_string(),
     })
 }
 

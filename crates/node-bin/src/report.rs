@@ -23,6 +23,8 @@ pub struct StatsReport {
     pub muhash: String,
     /// `hash_serialized_3` of the set, display hex.
     pub hash_serialized_3: String,
+    /// Root of our `merkle-proofs` commitment to the set, hex (not a Core figure).
+    pub commitment_root: String,
 }
 
 /// `amount` in BTC with exactly 8 decimals, e.g. `8724.98074106`.
@@ -32,7 +34,8 @@ pub fn format_btc(amount: Amount) -> String {
 }
 
 impl StatsReport {
-    /// A JSON object with Core's field names; `total_amount` is a JSON number with 8 decimals.
+    /// A JSON object with Core's field names, plus `commitment_root`; `total_amount` is a JSON number
+    /// with 8 decimals.
     pub fn to_json(&self) -> String {
         let mut s = String::from("{\n");
         let _ = writeln!(s, "  \"height\": {},", self.height);
@@ -41,7 +44,12 @@ impl StatsReport {
         let _ = writeln!(s, "  \"bogosize\": {},", self.bogosize);
         let _ = writeln!(s, "  \"total_amount\": {},", format_btc(self.total_amount));
         let _ = writeln!(s, "  \"muhash\": \"{}\",", self.muhash);
-        let _ = writeln!(s, "  \"hash_serialized_3\": \"{}\"", self.hash_serialized_3);
+        let _ = writeln!(
+            s,
+            "  \"hash_serialized_3\": \"{}\",",
+            self.hash_serialized_3
+        );
+        let _ = writeln!(s, "  \"commitment_root\": \"{}\"", self.commitment_root);
         s.push('}');
         s
     }
@@ -59,6 +67,7 @@ impl StatsReport {
             ),
             ("muhash", self.muhash.clone()),
             ("hash_serialized_3", self.hash_serialized_3.clone()),
+            ("commitment_root", self.commitment_root.clone()),
         ];
         let mut s = String::new();
         for (k, v) in rows {
@@ -94,6 +103,7 @@ mod tests {
             total_amount: Amount::from_sat(500_000_000),
             muhash: "ab".into(),
             hash_serialized_3: "cd".into(),
+            commitment_root: "ef".into(),
         };
         let j = r.to_json();
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();

@@ -22,6 +22,7 @@ impl MemoryBackend {
     pub fn new(network: Network) -> Self {
         let options = SetOptions {
             params: ChainParams::for_network(network),
+            threads: crate::datadir::SET_THREADS,
             ..SetOptions::default()
         };
         Self {
@@ -59,12 +60,17 @@ impl Backend for MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// The statistics of the set at `tip`.
-    pub fn report(&self, height: u32, bestblock: BlockHash) -> StatsReport {
+    /// The statistics of the set at `tip`, with the root of its commitment.
+    ///
+    /// # Errors
+    /// A duplicate coin while building the commitment (a bug in the set).
+    pub fn report(&self, height: u32, bestblock: BlockHash) -> anyhow::Result<StatsReport> {
         let stats = self.set.stats();
         let sorted = self.set.sorted_coins();
         let hs3 = utxo_core::hash_serialized_3(sorted.iter().map(|(o, c)| (o, c)));
-        StatsReport {
+        // Built once at the end: one hash per coin.
+        let (commitment, _) = crate::commit::rebuild(sorted.iter().map(|(o, c)| (o, c)))?;
+        Ok(StatsReport {
             height,
             bestblock,
             txouts: stats.txouts,
@@ -72,7 +78,8 @@ impl MemoryBackend {
             total_amount: stats.total_amount,
             muhash: stats.muhash_hex().unwrap_or_default(),
             hash_serialized_3: hs3.to_string(),
-        }
+            commitment_root: commitment.root().to_string(),
+        })
     }
 }
 
@@ -97,5 +104,5 @@ pub fn verify_chain(
         )
     })?;
     tracing::info!(?sum, reorgs = chain.reorgs(), "replay done");
-    Ok((chain.backend().report(height, tip), sum))
+    Ok((chain.backend().report(height, tip)?, sum))
 }

@@ -1,0 +1,197 @@
+//! The UTXO commitment (`merkle-proofs`) of the stored set: rebuilt from the stored coins at open,
+//! checked against the root the tip's WAL record carries, and the `prove` / `verify-proof` commands.
+//!
+//! Persistence strategy: the commitment is derived data, never written to disk. Every command that
+//! needs it rebuilds it from the stored coins with `Commitment::from_sorted_coins` (deterministic: the
+//! root depends only on the set), then compares it with the `commitment_root` that `import-blocks`
+//! logged with the tip block, when the store still has that record. `import-blocks` keeps it
+//! updated per block from each block's change set and logs the new root with the block.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use bitcoin::hashes::Hash;
+use bitcoin::{Network, OutPoint, Txid};
+use merkle_proofs::{Claim, Commitment, Proof, Root};
+use utxo_core::Coin;
+use wal_store::Store;
+
+use crate::datadir;
+
+/// Builds the commitment over `coins` (any order) and measures how long that took.
+///
+/// # Errors
+/// A coin given twice (a corrupt store).
+pub fn rebuild<'a>(
+    coins: impl IntoIterator<Item = (&'a OutPoint, &'a Coin)>,
+) -> anyhow::Result<(Commitment, Duration)> {
+    let start = Instant::now();
+    let c = Commitment::from_sorted_coins(coins).context("rebuilding the UTXO commitment")?;
+    let took = start.elapsed();
+    tracing::info!(coins = c.len(), ?took, root = %c.root(), "commitment rebuilt");
+    Ok((c, took))
+}
+
+/// Compares `root` with the root logged with the store's tip block, when that record is still kept
+/// and carries one (blocks imported before roots were logged, or a tip from a snapshot, do not).
+///
+/// # Errors
+/// A mismatch (the stored coins are not the set the tip's record committed to), store errors.
+pub fn check_logged(store: &Store, root: &Root) -> anyhow::Result<()> {
+    let Some(tip) = store.tip() else {
+        return Ok(());
+    };
+    let logged = store
+        .undo_for(tip.height)?
+        .filter(|b| b.hash == tip.hash)
+        .and_then(|b| b.commitment_root);
+    if let Some(logged) = logged
+        && logged != root.0
+    {
+        bail!(
+            "the stored coins commit to root {root}, but block {} at height {} was logged with root {}",
+            tip.hash,
+            tip.height,
+            Root(logged)
+        );
+    }
+    Ok(())
+}
+
+/// Reads every stored coin, rebuilds the commitment and checks it against the logged root.
+///
+/// # Errors
+/// Store errors, an empty datadir, a root mismatch.
+pub fn load(store: &mut Store) -> anyhow::Result<(Commitment, Duration)> {
+    let mut coins: Vec<(OutPoint, Coin)> = Vec::new();
+    store.for_each_coin(|op, coin| {
+        coins.push((op, coin));
+        Ok(())
+    })?;
+    let (c, took) = rebuild(coins.iter().map(|(o, c)| (o, c)))?;
+    check_logged(store, &c.root())?;
+    Ok((c, took))
+}
+
+/// Options of `prove`.
+pub struct ProveOptions<'a> {
+    /// `TXID:VOUT`.
+    pub outpoint: &'a str,
+    /// Write the JSON form instead of the binary encoding.
+    pub json: bool,
+    /// Write here instead of stdout.
+    pub out: Option<&'a Path>,
+}
+
+/// `prove TXID:VOUT`: an inclusion proof when the coin is in the stored set, else an exclusion
+/// proof, against the stored tip's root. A summary goes to stderr.
+///
+/// # Errors
+/// A malformed outpoint, store errors, an empty datadir, binary output to a terminal, a proof the
+/// commitment cannot give (an exclusion whose key prefix collides with a stored coin).
+pub fn prove(datadir: &Path, network: Network, o: &ProveOptions<'_>) -> anyhow::Result<()> {
+    let op = OutPoint::from_str(o.outpoint)
+        .map_err(|e| anyhow!("bad outpoint {:?} (want TXID:VOUT): {e}", o.outpoint))?;
+    if o.out.is_none() && !o.json && std::io::stdout().is_terminal() {
+        bail!("the binary proof is not for a terminal: use --out FILE, --json or a redirection");
+    }
+    let mut store = datadir::open_store(datadir, network, None)?;
+    let tip = store
+        .tip()
+        .ok_or_else(|| anyhow!("the datadir holds no blocks yet"))?;
+    let (commitment, took) = load(&mut store)?;
+    let coin = store.get_coin(&op)?;
+    let proof = commitment
+        .prove(&op, coin.as_ref())
+        .with_context(|| format!("proving {op}"))?;
+    let bytes = if o.json {
+        let mut j = proof.to_json().into_bytes();
+        j.push(b'\n');
+        j
+    } else {
+        proof.encode()
+    };
+    match o.out {
+        Some(path) => {
+            std::fs::write(path, &bytes).with_context(|| format!("writing {}", path.display()))?
+        }
+        None => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(&bytes)?;
+            out.flush()?;
+        }
+    }
+    eprintln!(
+        "{} proof for {op} at height {} ({}): root {}, {} bytes; commitment of {} coins rebuilt in {} ms",
+        if coin.is_some() {
+            "inclusion"
+        } else {
+            "exclusion"
+        },
+        tip.height,
+        tip.hash,
+        commitment.root(),
+        bytes.len(),
+        commitment.len(),
+        took.as_millis()
+    );
+    store.close()?;
+    Ok(())
+}
+
+/// Reads a proof file: the JSON form if its first non-blank byte is `{` (the binary encoding starts
+/// with its version byte, 1), else the binary encoding.
+///
+/// # Errors
+/// I/O errors, a proof that does not decode (with the reason).
+pub fn read_proof(file: &Path) -> anyhow::Result<Proof> {
+    let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|e| anyhow!("{}: JSON proof is not UTF-8: {e}", file.display()))?;
+        Proof::from_json(text)
+            .with_context(|| format!("{}: not a valid JSON proof", file.display()))
+    } else {
+        Proof::decode(&bytes)
+            .map_err(|e| anyhow!("{}: not a valid binary proof: {e}", file.display()))
+    }
+}
+
+fn describe(claim: &Claim) -> String {
+    let op = claim.outpoint();
+    let outpoint = OutPoint {
+        txid: Txid::from_byte_array(op.txid),
+        vout: op.vout,
+    };
+    match claim {
+        Claim::Present { coin, .. } => format!(
+            "{outpoint} is in the set: {} sat, height {}, coinbase {}, script {}",
+            coin.amount,
+            coin.height,
+            coin.is_coinbase,
+            hex::encode(&coin.script)
+        ),
+        Claim::Absent { .. } => format!("{outpoint} is not in the set"),
+    }
+}
+
+/// `verify-proof FILE --root HEX`: succeeds iff the proof is valid for `root`, printing its claims.
+///
+/// # Errors
+/// A malformed root or proof, or a proof that does not hold for `root`, with the reason.
+pub fn verify_proof(file: &Path, root: &str) -> anyhow::Result<()> {
+    let root = Root::from_hex(root.trim())
+        .map_err(|e| anyhow!("bad --root {root:?} (want 64 hex digits): {e}"))?;
+    let proof = read_proof(file)?;
+    merkle_proofs::verify(&root, &proof)
+        .map_err(|e| anyhow!("the proof is NOT valid for root {root}: {e}"))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "valid for root {root}")?;
+    for c in &proof.claims {
+        writeln!(out, "{}", describe(c))?;
+    }
+    Ok(())
+}
