@@ -14,7 +14,8 @@ use crate::verify::{
 const PAGE_BITS: usize = 16;
 /// Number of pages (and of upper-tree slots: nodes `1..PAGES`).
 const PAGES: usize = 1 << PAGE_BITS;
-/// Touched pages below which an update stays on the calling thread (measured: see the crate docs).
+/// Touched pages below which an update stays on the calling thread: spawning a scoped thread costs
+/// tens of microseconds, a page merge and rehash a few, so small batches are not worth splitting.
 pub const PARALLEL_PAGES_MIN: usize = 64;
 /// Coins below which a rebuild stays on the calling thread.
 const PARALLEL_BUILD_MIN: usize = 50_000;
