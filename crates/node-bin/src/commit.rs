@@ -195,3 +195,38 @@ pub fn verify_proof(file: &Path, root: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use merkle_proofs::LeafCoin;
+
+    #[test]
+    fn read_proof_detects_json_and_binary() {
+        let op = OutPoint {
+            txid: Txid::from_byte_array([5; 32]),
+            vout: 3,
+        };
+        let coin = LeafCoin {
+            amount: 1_000,
+            height: 9,
+            is_coinbase: false,
+            script: vec![0x51],
+        };
+        let mut c = Commitment::new();
+        c.apply_changes([(&op, &coin)], std::iter::empty::<(&OutPoint, &LeafCoin)>())
+            .unwrap();
+        let proof = c.prove(&op, Some(&coin)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("p.bin");
+        std::fs::write(&bin, proof.encode()).unwrap();
+        assert_eq!(read_proof(&bin).unwrap(), proof);
+        let json = dir.path().join("p.json");
+        std::fs::write(&json, format!("\n  {}\n", proof.to_json())).unwrap();
+        assert_eq!(read_proof(&json).unwrap(), proof);
+        verify_proof(&json, &c.root().to_string()).unwrap();
+        let err = verify_proof(&json, &Root::empty().to_string()).unwrap_err();
+        assert!(err.to_string().contains("NOT valid"), "{err}");
+        assert!(describe(&proof.claims[0]).contains("1000 sat, height 9"));
+    }
+}
