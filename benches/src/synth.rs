@@ -26,6 +26,24 @@
 //! A chain can start on a pre-existing set of coins ([`SynthConfig::initial_coins`], e.g. a snapshot
 //! loaded with `UtxoSet::insert`), so benchmarks spend old coins in a set of realistic size from the
 //! first block. [`coins`] generates a stream of N coins quickly, for memory and lookup benchmarks.
+//!
+//! ```
+//! use benches::synth::{ChainCounts, SynthChain, SynthConfig};
+//!
+//! let config = SynthConfig { txs_per_block: 20, initial_coins: 500, start_height: 800_000, ..SynthConfig::default() };
+//! let mut chain = SynthChain::new(config.clone());
+//! let set = utxo_core::UtxoSet::new();
+//! for (outpoint, coin) in chain.initial_coins() {
+//!     set.insert(outpoint, coin);
+//! }
+//! let (first, blocks) = chain.blocks(3);
+//! for (height, block) in (first..).zip(&blocks) {
+//!     set.apply_block(block, height).unwrap();
+//! }
+//! assert_eq!(ChainCounts::of(&blocks).txs, 3 * 21);
+//! // The same seed gives the same blocks.
+//! assert_eq!(SynthChain::new(config).next_block(), blocks[0]);
+//! ```
 
 use std::collections::VecDeque;
 
