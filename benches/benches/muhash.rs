@@ -1,11 +1,13 @@
 //! MuHash3072 cost per coin: `utxo_core::muhash::MuHash3072::insert` (and `remove`) of one coin's
 //! `TxOutSer` bytes (what Bitcoin Core hashes), beside the baseline of one SHA256 of the same bytes
 //! measured in the same run; and the cost of one `finalize` (a modular inversion, once per query).
+//! `L2BTC_BENCH_CLOCK=cpu` times in thread CPU time (see `benches::clock`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::time::Duration;
 
+use benches::clock::Stopwatch;
 use bitcoin::hashes::{Hash, sha256};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use utxo_core::muhash::MuHash3072;
@@ -28,28 +30,40 @@ fn muhash_benches(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(2));
     group.throughput(Throughput::Elements(COINS as u64));
     group.bench_function(BenchmarkId::new("insert", "per_coin"), |b| {
-        b.iter(|| {
-            let mut m = MuHash3072::new();
-            for bytes in &serialized {
-                m.insert(bytes);
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                let mut m = MuHash3072::new();
+                for bytes in &serialized {
+                    m.insert(bytes);
+                }
+                black_box(m);
             }
-            black_box(m)
+            start.elapsed()
         });
     });
     group.bench_function(BenchmarkId::new("remove", "per_coin"), |b| {
-        b.iter(|| {
-            let mut m = MuHash3072::new();
-            for bytes in &serialized {
-                m.remove(bytes);
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                let mut m = MuHash3072::new();
+                for bytes in &serialized {
+                    m.remove(bytes);
+                }
+                black_box(m);
             }
-            black_box(m)
+            start.elapsed()
         });
     });
     group.bench_function(BenchmarkId::new("sha256_baseline", "per_coin"), |b| {
-        b.iter(|| {
-            for bytes in &serialized {
-                black_box(sha256::Hash::hash(bytes));
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for bytes in &serialized {
+                    black_box(sha256::Hash::hash(bytes));
+                }
             }
+            start.elapsed()
         });
     });
     group.throughput(Throughput::Elements(1));
@@ -59,7 +73,13 @@ fn muhash_benches(c: &mut Criterion) {
     }
     m.remove(&serialized[0]);
     group.bench_function(BenchmarkId::new("finalize", "once"), |b| {
-        b.iter(|| black_box(m.finalize()))
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                black_box(m.finalize());
+            }
+            start.elapsed()
+        });
     });
     group.finish();
 }

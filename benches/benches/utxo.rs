@@ -15,12 +15,17 @@
 //! `ChangeSet`; the time is until both have finished the segment. The 1-thread figures are the set
 //! alone (the bar, "for the set itself") and the set keeping MuHash inline. For lookups, 2 threads
 //! share one batch of reads.
+//!
+//! Clock: wall time by default; `L2BTC_BENCH_CLOCK=cpu` times single-threaded figures in the applying
+//! thread's CPU time (`benches::clock`), so they stay meaningful on a loaded shared machine. The
+//! 2-thread figures are always wall time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use benches::clock::Stopwatch;
 use benches::naive::NaiveSet;
 use benches::synth::{ChainCounts, SynthChain, SynthConfig, TxShape};
 use bitcoin::hashes::Hash;
@@ -186,9 +191,23 @@ fn configure(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::W
 
 /// Times `timed` on the set, then runs `untimed` to restore it, `iters` times.
 fn timed_set<T>(iters: u64, mut timed: impl FnMut() -> T, mut untimed: impl FnMut(T)) -> Duration {
+    timed_on(Stopwatch::start, iters, &mut timed, &mut untimed)
+}
+
+/// Like [`timed_set`] on the wall clock, whatever `L2BTC_BENCH_CLOCK` says (multi-threaded work).
+fn timed_wall<T>(iters: u64, mut timed: impl FnMut() -> T, mut untimed: impl FnMut(T)) -> Duration {
+    timed_on(Stopwatch::wall, iters, &mut timed, &mut untimed)
+}
+
+fn timed_on<T>(
+    clock: fn() -> Stopwatch,
+    iters: u64,
+    timed: &mut impl FnMut() -> T,
+    untimed: &mut impl FnMut(T),
+) -> Duration {
     let mut total = Duration::ZERO;
     for _ in 0..iters {
-        let start = Instant::now();
+        let start = clock();
         let out = timed();
         total += start.elapsed();
         untimed(out);
@@ -209,7 +228,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
     });
     group.bench_function(BenchmarkId::new("set_muhash_pipeline", "2threads"), |b| {
         b.iter_custom(|iters| {
-            timed_set(
+            timed_wall(
                 iters,
                 || w.apply_pipelined(&set, &base),
                 |(u, stats)| {
@@ -223,7 +242,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let start = Instant::now();
+                let start = Stopwatch::start();
                 let undos = w.naive_apply(&mut naive);
                 total += start.elapsed();
                 w.naive_disconnect(&mut naive, undos);
@@ -233,12 +252,16 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
     });
     if extra {
         group.bench_function(BenchmarkId::new("txid_only", "1thread"), |b| {
-            b.iter(|| {
-                for block in &w.blocks {
-                    for tx in &block.txdata {
-                        black_box(tx.compute_txid());
+            b.iter_custom(|iters| {
+                let start = Stopwatch::start();
+                for _ in 0..iters {
+                    for block in &w.blocks {
+                        for tx in &block.txdata {
+                            black_box(tx.compute_txid());
+                        }
                     }
                 }
+                start.elapsed()
             });
         });
         drop(group);
@@ -264,7 +287,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
-                    let start = Instant::now();
+                    let start = Stopwatch::start();
                     let undos = w.naive_apply(&mut naive);
                     total += start.elapsed();
                     w.naive_disconnect(&mut naive, undos);
@@ -282,7 +305,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let undos = w.apply(&set);
-                    let start = Instant::now();
+                    let start = Stopwatch::start();
                     w.disconnect(&set, &undos);
                     total += start.elapsed();
                 }
@@ -294,7 +317,7 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
                 let mut total = Duration::ZERO;
                 for _ in 0..iters {
                     let undos = w.naive_apply(&mut naive);
-                    let start = Instant::now();
+                    let start = Stopwatch::start();
                     w.naive_disconnect(&mut naive, undos);
                     total += start.elapsed();
                 }
@@ -330,10 +353,14 @@ fn lookup_group(c: &mut Criterion, w: &Workload, set: &UtxoSet, naive: &NaiveSet
     configure(&mut group);
     group.throughput(Throughput::Elements(hits.len() as u64));
     group.bench_function(BenchmarkId::new("set", "hit"), |b| {
-        b.iter(|| {
-            for op in &hits {
-                black_box(set.get(op));
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for op in &hits {
+                    black_box(set.get(op));
+                }
             }
+            start.elapsed()
         });
     });
     group.bench_function(BenchmarkId::new("set", "hit_2threads"), |b| {
@@ -350,24 +377,36 @@ fn lookup_group(c: &mut Criterion, w: &Workload, set: &UtxoSet, naive: &NaiveSet
         });
     });
     group.bench_function(BenchmarkId::new("set", "miss"), |b| {
-        b.iter(|| {
-            for op in &misses {
-                black_box(set.get(op));
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for op in &misses {
+                    black_box(set.get(op));
+                }
             }
+            start.elapsed()
         });
     });
     group.bench_function(BenchmarkId::new("naive_hashmap", "hit"), |b| {
-        b.iter(|| {
-            for op in &hits {
-                black_box(naive.get(op).cloned());
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for op in &hits {
+                    black_box(naive.get(op).cloned());
+                }
             }
+            start.elapsed()
         });
     });
     group.bench_function(BenchmarkId::new("naive_hashmap", "miss"), |b| {
-        b.iter(|| {
-            for op in &misses {
-                black_box(naive.get(op).cloned());
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for op in &misses {
+                    black_box(naive.get(op).cloned());
+                }
             }
+            start.elapsed()
         });
     });
     group.finish();

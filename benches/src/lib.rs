@@ -4,9 +4,11 @@
 //! The library part holds what the benchmarks share:
 //! - [`synth`]: a deterministic synthetic mainnet-like chain generator (real `bitcoin::Block`s);
 //! - [`naive`]: the naive baseline UTXO map (`std::collections::HashMap` with SipHash);
-//! - [`figures`]: measuring memory (RSS) and writing non-time figures for `cargo xtask bench`.
+//! - [`figures`]: measuring memory (RSS) and writing non-time figures for `cargo xtask bench`;
+//! - [`clock`]: wall or thread-CPU stopwatch for `iter_custom` benchmarks on a shared machine.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod figures;
 pub mod naive;
 pub mod synth;
