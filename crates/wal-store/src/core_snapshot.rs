@@ -434,14 +434,18 @@ impl Store {
         Ok(header)
     }
 
-    /// Loads a Core snapshot into an empty store, all or nothing. `height_of(hash)` resolves the
-    /// base block in the caller's header chain; `None` means the block is unknown. With
-    /// `expected_hash` (Core's assumeutxo `hash_serialized_3` for that block), the load commits only
-    /// if the coins hash to it — Core's format has no checksum of its own.
+    /// Loads a Core snapshot into an empty store, all or nothing as seen by users of the store,
+    /// in constant memory (chunked commits under an `import_in_progress` marker, exactly as
+    /// [`Store::import_snapshot`] describes). `height_of(hash)` resolves the base block in the
+    /// caller's header chain; `None` means the block is unknown. With `expected_hash` (Core's
+    /// assumeutxo `hash_serialized_3` for that block), the load completes only if the coins hash to
+    /// it — Core's format has no checksum of its own; on a mismatch the committed chunks are wiped
+    /// before the error returns.
     ///
     /// # Errors
     /// [`StoreError::NotEmpty`], [`SnapshotError`] (wrong network, unknown block, corrupt,
-    /// unsupported version), redb errors. On any error the store is unchanged.
+    /// unsupported version), redb errors. On any error the store is left empty (after a redb error
+    /// during the cleanup the handle is poisoned and the next open finishes the wipe).
     pub fn load_core_snapshot<R: Read>(
         &mut self,
         input: R,

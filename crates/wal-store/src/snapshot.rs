@@ -357,13 +357,20 @@ impl Store {
         Ok(header)
     }
 
-    /// Loads our snapshot into an empty store, all or nothing: the coins go into one redb write
-    /// transaction that commits only after the count, MuHash, checksum and end of stream verified.
+    /// Loads our snapshot into an empty store, all or nothing as seen by users of the store, in
+    /// constant memory: the coins are committed in redb transactions of at most
+    /// [`StoreOptions::import_chunk_coins`](crate::StoreOptions::import_chunk_coins) coins under an
+    /// `import_in_progress` marker, and the tip, statistics and marker removal go into the last
+    /// transaction, after the count, MuHash, checksum and end of stream verified. If a check fails
+    /// (or the input errors), the chunks already committed are wiped before the error returns; if
+    /// the process dies mid-import, the next [`Store::open`] wipes them
+    /// ([`RecoveryReport::wiped_import_coins`](crate::RecoveryReport::wiped_import_coins)).
     /// `is_known(&tip)` must confirm the snapshot's block belongs to the caller's chain.
     ///
     /// # Errors
     /// [`StoreError::NotEmpty`], [`SnapshotError`] (wrong network, unknown block, corrupt, newer
-    /// version), redb errors. On any error the store is unchanged.
+    /// version), redb errors. On any error the store is left empty (after a redb error during the
+    /// cleanup the handle is poisoned and the next open finishes the wipe).
     pub fn import_snapshot<R: Read>(
         &mut self,
         input: R,

@@ -17,7 +17,7 @@ use crate::error::{FrameError, StoreError};
 use crate::fs::{DirIo, MARKER_FILE, StoreIo};
 use crate::record::{BlockEntry, Payload, RawCoin, RawOutPoint, Tip};
 use crate::wal::{self, DiscardedTail, WalWriter};
-use crate::{STORE_FORMAT_VERSION, UNDO_DEPTH_DEFAULT, UNDO_DEPTH_MAX};
+use crate::{IMPORT_CHUNK_COINS_MAX, STORE_FORMAT_VERSION, UNDO_DEPTH_DEFAULT, UNDO_DEPTH_MAX};
 
 pub(crate) const COINS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("coins");
 pub(crate) const UNDO: TableDefinition<u32, &[u8]> = TableDefinition::new("undo");
@@ -28,6 +28,9 @@ const META_NETWORK: &str = "network";
 const META_APPLIED: &str = "applied_seq";
 const META_TIP: &str = "tip";
 const META_STATS: &str = "stats";
+/// Set (to the snapshot's tip) by the first transaction of a chunked snapshot import and removed
+/// by its last one: while present, the coins table holds a partial import.
+pub(crate) const META_IMPORTING: &str = "import_in_progress";
 const STATS_LEN: usize = 24 + 768;
 
 /// How a [`Store`] behaves. `StoreOptions::new(network)` gives the defaults.
@@ -52,6 +55,10 @@ pub struct StoreOptions {
     /// multiplication per coin change; turn it off when the caller's `UtxoSet` already keeps it.
     /// Turning it on again recomputes it from the coins once, on open.
     pub track_muhash: bool,
+    /// Snapshot imports commit the coins in redb write transactions of at most this many coins
+    /// (constant memory); see [`Store::import_snapshot`]. Default and maximum
+    /// [`IMPORT_CHUNK_COINS_MAX`]; at least 1.
+    pub import_chunk_coins: usize,
 }
 
 impl StoreOptions {
@@ -66,7 +73,13 @@ impl StoreOptions {
             checkpoint_wal_bytes: 128 << 20,
             redb_cache_bytes: 64 << 20,
             track_muhash: true,
+            import_chunk_coins: IMPORT_CHUNK_COINS_MAX,
         }
+    }
+    /// Sets [`StoreOptions::import_chunk_coins`] (clamped to `1..=`[`IMPORT_CHUNK_COINS_MAX`]).
+    pub fn import_chunk_coins(mut self, coins: usize) -> Self {
+        self.import_chunk_coins = coins.clamp(1, IMPORT_CHUNK_COINS_MAX);
+        self
     }
     /// Sets [`StoreOptions::track_muhash`].
     pub fn track_muhash(mut self, on: bool) -> Self {
@@ -156,6 +169,10 @@ pub struct RecoveryReport {
     pub segments_removed: usize,
     /// Tip after recovery.
     pub tip: Option<Tip>,
+    /// A snapshot import had been interrupted (crash, or an error whose cleanup failed): its
+    /// partial coins were found under the `import_in_progress` marker and wiped, leaving the
+    /// store empty. Holds the number of coins removed.
+    pub wiped_import_coins: Option<u64>,
 }
 
 /// What one checkpoint did.
@@ -270,6 +287,13 @@ impl Store {
             .open_redb(&builder)
             .map_err(StoreError::redb("open redb"))?;
         let (applied_seq, tip, mut stats) = init_meta(&db, options.network)?;
+        // A snapshot import that never finished: its coins are wiped before anything reads them
+        // (it wrote no tip, stats or applied_seq, so those read above stay valid).
+        let wiped_import_coins = if import_marker_set(&db)? {
+            Some(wipe_import(&db)?)
+        } else {
+            None
+        };
         if !options.track_muhash {
             stats.muhash = None;
         } else if stats.muhash.is_none() {
@@ -331,6 +355,7 @@ impl Store {
             discarded_tail: outcome.discarded,
             segments_removed: outcome.segments.len(),
             tip: store.tip,
+            wiped_import_coins,
         };
         store.durable_tip = store.tip;
         let report = store.report.clone();
@@ -884,8 +909,13 @@ impl Store {
         table.len().map_err(StoreError::redb("count coins"))
     }
 
-    /// Loads coins into an empty store in one redb transaction and sets the tip: all or nothing.
-    /// `coins` yields `Err` to abort (nothing is written then).
+    /// Loads coins into an empty store and sets the tip, all or nothing as seen by users of the
+    /// store, in constant memory: the coins are committed in redb write transactions of at most
+    /// [`StoreOptions::import_chunk_coins`] coins. The first transaction sets the meta key
+    /// `import_in_progress`; the last one writes tip, stats and `applied_seq` and removes it.
+    /// `coins` yields `Err` to abort: the chunks already committed are then wiped before the error
+    /// is returned; if that cleanup fails too (or the process dies mid-import), the marker stays
+    /// and the next [`Store::open`] wipes them (see [`RecoveryReport::wiped_import_coins`]).
     pub(crate) fn bulk_load(
         &mut self,
         tip: Tip,
@@ -898,45 +928,35 @@ impl Store {
         if self.coin_count()? != 0 {
             return Err(StoreError::NotEmpty { height: 0 });
         }
-        let txn = self
-            .db
-            .begin_write()
-            .map_err(StoreError::redb("begin snapshot load"))?;
-        let mut n = 0u64;
-        let mut stats = UtxoStats::new(self.options.track_muhash);
-        {
-            let mut table = txn
-                .open_table(COINS)
-                .map_err(StoreError::redb("open coins"))?;
-            let mut buf = Vec::with_capacity(64);
-            for item in coins {
-                let (op, coin) = item?; // dropping `txn` on error aborts it
-                stats.add_coin(&op, &coin, &mut buf);
-                buf.clear();
-                encode_coin(&coin, &mut buf);
-                table
-                    .insert(&RawOutPoint::from(&op).key()[..], &buf[..])
-                    .map_err(StoreError::redb("write coin"))?;
-                n += 1;
+        let chunk = self
+            .options
+            .import_chunk_coins
+            .clamp(1, IMPORT_CHUNK_COINS_MAX);
+        let mut load = ChunkedLoad {
+            stats: UtxoStats::new(self.options.track_muhash),
+            coins: 0,
+            commits_attempted: 0,
+        };
+        let applied = self.wal.durable_seq;
+        match load.run(&self.db, tip, applied, chunk, coins) {
+            Ok(()) => {
+                self.tip = Some(tip);
+                self.durable_tip = Some(tip);
+                self.stats = load.stats;
+                Ok(load.coins)
             }
-            let mut meta = txn
-                .open_table(META)
-                .map_err(StoreError::redb("open meta"))?;
-            meta.insert(META_TIP, &tip.encode()[..])
-                .map_err(StoreError::redb("write meta"))?;
-            meta.insert(META_APPLIED, &self.wal.durable_seq.to_le_bytes()[..])
-                .map_err(StoreError::redb("write meta"))?;
-            meta.insert(META_STATS, &encode_stats(&stats)[..])
-                .map_err(StoreError::redb("write meta"))?;
+            Err(e) => {
+                if load.commits_attempted > 0
+                    && let Err(wipe) = wipe_import(&self.db)
+                {
+                    // The marker stays in redb: the next open wipes the partial import. Until
+                    // then this handle refuses to write (its coins table is not empty).
+                    self.poisoned
+                        .get_or_insert_with(|| format!("wiping a failed import: {wipe}"));
+                }
+                self.poison_on(Err(e))
+            }
         }
-        let r = txn
-            .commit()
-            .map_err(StoreError::redb("commit snapshot load"));
-        self.poison_on(r)?;
-        self.tip = Some(tip);
-        self.durable_tip = Some(tip);
-        self.stats = stats;
-        Ok(n)
     }
 
     /// Makes everything durable and closes the store.
@@ -1031,6 +1051,115 @@ fn stored_block(e: BlockEntry) -> Result<StoredBlock, StoreError> {
         undo,
         commitment_root: e.commitment_root,
     })
+}
+
+/// State of one chunked snapshot import ([`Store::bulk_load`]).
+struct ChunkedLoad {
+    stats: UtxoStats,
+    coins: u64,
+    commits_attempted: u64,
+}
+
+impl ChunkedLoad {
+    fn run(
+        &mut self,
+        db: &redb::Database,
+        tip: Tip,
+        applied: u64,
+        chunk: usize,
+        coins: &mut dyn Iterator<Item = Result<(OutPoint, Coin), StoreError>>,
+    ) -> Result<(), StoreError> {
+        let mut buf = Vec::with_capacity(64);
+        loop {
+            let txn = db
+                .begin_write()
+                .map_err(StoreError::redb("begin snapshot load"))?;
+            let mut ended = false;
+            {
+                let mut table = txn
+                    .open_table(COINS)
+                    .map_err(StoreError::redb("open coins"))?;
+                let mut meta = txn
+                    .open_table(META)
+                    .map_err(StoreError::redb("open meta"))?;
+                if self.commits_attempted == 0 {
+                    meta.insert(META_IMPORTING, &tip.encode()[..])
+                        .map_err(StoreError::redb("write meta"))?;
+                }
+                let mut in_txn = 0usize;
+                while in_txn < chunk {
+                    let Some(item) = coins.next() else {
+                        ended = true;
+                        break;
+                    };
+                    let (op, coin) = item?; // dropping `txn` on error aborts this chunk
+                    self.stats.add_coin(&op, &coin, &mut buf);
+                    buf.clear();
+                    encode_coin(&coin, &mut buf);
+                    table
+                        .insert(&RawOutPoint::from(&op).key()[..], &buf[..])
+                        .map_err(StoreError::redb("write coin"))?;
+                    in_txn += 1;
+                    self.coins += 1;
+                }
+                if ended {
+                    meta.insert(META_TIP, &tip.encode()[..])
+                        .map_err(StoreError::redb("write meta"))?;
+                    meta.insert(META_APPLIED, &applied.to_le_bytes()[..])
+                        .map_err(StoreError::redb("write meta"))?;
+                    meta.insert(META_STATS, &encode_stats(&self.stats)[..])
+                        .map_err(StoreError::redb("write meta"))?;
+                    meta.remove(META_IMPORTING)
+                        .map_err(StoreError::redb("write meta"))?;
+                }
+            }
+            self.commits_attempted += 1;
+            txn.commit()
+                .map_err(StoreError::redb("commit snapshot load"))?;
+            if ended {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Whether the `import_in_progress` marker is set (a snapshot import did not finish).
+pub(crate) fn import_marker_set(db: &redb::Database) -> Result<bool, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::redb("begin read"))?;
+    let meta = match txn.open_table(META) {
+        Ok(t) => t,
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+        Err(e) => return Err(StoreError::redb("open meta")(e)),
+    };
+    Ok(meta
+        .get(META_IMPORTING)
+        .map_err(StoreError::redb("read meta"))?
+        .is_some())
+}
+
+/// Removes every coin and the `import_in_progress` marker in one transaction (only ever called on
+/// a store that was empty before the import: no tip, no undo data). Returns the coins removed.
+fn wipe_import(db: &redb::Database) -> Result<u64, StoreError> {
+    let txn = db.begin_write().map_err(StoreError::redb("begin wipe"))?;
+    let n = {
+        let n = txn
+            .open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?
+            .len()
+            .map_err(StoreError::redb("count coins"))?;
+        // Dropping the table frees its pages without loading the coins.
+        txn.delete_table(COINS)
+            .map_err(StoreError::redb("delete coins"))?;
+        txn.open_table(COINS)
+            .map_err(StoreError::redb("open coins"))?;
+        txn.open_table(META)
+            .map_err(StoreError::redb("open meta"))?
+            .remove(META_IMPORTING)
+            .map_err(StoreError::redb("write meta"))?;
+        n
+    };
+    txn.commit().map_err(StoreError::redb("commit wipe"))?;
+    Ok(n)
 }
 
 /// Creates the tables on first open, checks format version and network; returns (applied, tip).
