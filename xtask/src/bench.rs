@@ -45,8 +45,13 @@ struct Measured {
     elements: Option<f64>,
 }
 
+/// The target directory cargo writes to (`CARGO_TARGET_DIR`, else `<root>/target`).
+fn target_dir(root: &Path) -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into)
+}
+
 fn measured(root: &Path, id: &str) -> Option<Measured> {
-    let dir = root.join("target").join("criterion").join(id).join("new");
+    let dir = target_dir(root).join("criterion").join(id).join("new");
     let estimates: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.join("estimates.json")).ok()?).ok()?;
     let mean_ns = estimates["mean"]["point_estimate"].as_f64()?;
@@ -102,7 +107,7 @@ fn report(root: &Path) -> Result<String> {
             )?;
         }
     }
-    let figures = root.join("target").join("bench-figures");
+    let figures = target_dir(root).join("bench-figures");
     if let Ok(entries) = fs::read_dir(&figures) {
         let mut files: Vec<_> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
         files.sort();
