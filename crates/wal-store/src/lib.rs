@@ -79,7 +79,7 @@ pub const UNDO_DEPTH_DEFAULT: u32 = 288;
 pub const UNDO_DEPTH_MAX: u32 = 100_000;
 /// Most coins a snapshot header may announce (mainnet holds ~180 million).
 pub const SNAPSHOT_COINS_MAX: u64 = 4_000_000_000;
-/// Most coins a snapshot import writes in one redb write transaction (redb keeps a transaction's
-/// dirty pages in memory until it commits, so this bounds the import's memory). The default and
-/// the upper clamp of [`StoreOptions::import_chunk_coins`].
+/// Most coins a snapshot import writes in one redb write transaction, so what redb keeps per
+/// transaction does not grow with the snapshot (its page data is bounded by its cache either
+/// way). The default and the upper clamp of [`StoreOptions::import_chunk_coins`].
 pub const IMPORT_CHUNK_COINS_MAX: usize = 100_000;
