@@ -418,19 +418,7 @@ impl Store {
             base_hash: tip.hash,
             coins: self.coin_count()?,
         };
-        let mut err = None;
-        let iter = self.coin_iter()?.map_while(|r| match r {
-            Ok(c) => Some(c),
-            Err(e) => {
-                err = Some(e);
-                None
-            }
-        });
-        let written = write_core_snapshot(out, &header, iter);
-        if let Some(e) = err {
-            return Err(e);
-        }
-        written?;
+        self.stream_coins(|coins| write_core_snapshot(out, &header, coins))?;
         Ok(header)
     }
 

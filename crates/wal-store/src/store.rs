@@ -13,7 +13,7 @@ use utxo_core::compress::{decode_coin, encode_coin};
 use utxo_core::muhash::MuHash3072;
 use utxo_core::{BlockUndo, ChangeSet, Coin, CoinStore, FlushBatch, UtxoStats};
 
-use crate::error::{FrameError, StoreError};
+use crate::error::{FrameError, SnapshotError, StoreError};
 use crate::fs::{DirIo, MARKER_FILE, StoreIo};
 use crate::record::{BlockEntry, Payload, RawCoin, RawOutPoint, Tip};
 use crate::wal::{self, DiscardedTail, WalWriter};
@@ -867,6 +867,28 @@ impl Store {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Streams every stored coin, in key order, into `write` (a snapshot writer); a read error stops
+    /// the stream and is returned in place of `write`'s result.
+    pub(crate) fn stream_coins<T>(
+        &mut self,
+        write: impl FnOnce(&mut dyn Iterator<Item = (OutPoint, Coin)>) -> Result<T, SnapshotError>,
+    ) -> Result<T, StoreError> {
+        let mut err = None;
+        let mut coins = self.coin_iter()?.map_while(|r| match r {
+            Ok(c) => Some(c),
+            Err(e) => {
+                err = Some(e);
+                None
+            }
+        });
+        let written = write(&mut coins);
+        drop(coins);
+        if let Some(e) = err {
+            return Err(e);
+        }
+        Ok(written?)
     }
 
     /// Checkpoints, then returns an iterator over every coin in key order (txid raw bytes, then
