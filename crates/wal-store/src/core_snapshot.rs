@@ -404,7 +404,9 @@ pub fn write_core_snapshot<W: Write>(
 }
 
 impl Store {
-    /// Writes the set at the tip as Bitcoin Core's `dumptxoutset` would (checkpoints first).
+    /// Writes the set at the tip as Bitcoin Core's `dumptxoutset` would (checkpoints first). The
+    /// file stays byte-identical to Core's, so it cannot carry a commitment root (use our format,
+    /// [`Store::export_snapshot_with_root`], for that).
     ///
     /// # Errors
     /// [`StoreError::Empty`] without a tip, checkpoint/redb errors, [`SnapshotError`] on write.
@@ -428,7 +430,8 @@ impl Store {
     /// caller's header chain; `None` means the block is unknown. With `expected_hash` (Core's
     /// assumeutxo `hash_serialized_3` for that block), the load completes only if the coins hash to
     /// it — Core's format has no checksum of its own; on a mismatch the committed chunks are wiped
-    /// before the error returns.
+    /// before the error returns. Core's format has no commitment root, so none is stored
+    /// ([`Store::snapshot_root`] stays `None`).
     ///
     /// # Errors
     /// [`StoreError::NotEmpty`], [`SnapshotError`] (wrong network, unknown block, corrupt,
@@ -453,7 +456,7 @@ impl Store {
             hash: header.base_hash,
         };
         let mut iter = reader.by_ref().map(|r| r.map_err(StoreError::from));
-        self.bulk_load(tip, &mut iter)?;
+        self.bulk_load(tip, None, &mut iter)?;
         Ok((header, tip))
     }
 }

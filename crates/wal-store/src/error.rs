@@ -234,6 +234,23 @@ pub enum SnapshotError {
     /// Bytes follow the end of the snapshot.
     #[error("trailing bytes after the snapshot")]
     TrailingBytes,
+    /// The snapshot's coins do not commit to the root its header carries (a forged or wrong
+    /// root: the checksum covers the header, so a damaged one is [`SnapshotError::Checksum`]).
+    #[error(
+        "snapshot commitment root mismatch: the file says {file}, its coins commit to {computed}"
+    )]
+    CommitmentMismatch {
+        /// Root in the file's header (hex of the 32 bytes).
+        file: String,
+        /// Root the caller's [`crate::snapshot::CommitmentCheck`] computed over the coins (hex).
+        computed: String,
+    },
+    /// The caller's [`crate::snapshot::CommitmentCheck`] could not compute a root.
+    #[error("snapshot commitment root could not be computed: {reason}")]
+    CommitmentCheck {
+        /// Its reason.
+        reason: String,
+    },
 }
 
 impl StoreError {

@@ -1,6 +1,8 @@
 //! Durable storage for a Bitcoin UTXO set: a checksummed write-ahead log with group commit in
 //! front of [redb](https://docs.rs/redb), crash recovery, undo data for reorgs across restarts,
-//! snapshots in our own format and in Bitcoin Core's `dumptxoutset` format.
+//! snapshots in our own format (which carries the caller's commitment root, checked against the
+//! coins on import) and in Bitcoin Core's `dumptxoutset` format (byte-identical to Core's, so
+//! without a root).
 //!
 //! # Data flow
 //! `utxo_core::UtxoSet::apply_block` → [`Store::append_block`] (framed, checksummed WAL record:

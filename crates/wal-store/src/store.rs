@@ -31,6 +31,8 @@ const META_STATS: &str = "stats";
 /// Set (to the snapshot's tip) by the first transaction of a chunked snapshot import and removed
 /// by its last one: while present, the coins table holds a partial import.
 pub(crate) const META_IMPORTING: &str = "import_in_progress";
+/// The tip and commitment root of the snapshot (format version 2) the store was loaded from.
+const META_SNAPSHOT_ROOT: &str = "snapshot_root";
 const STATS_LEN: usize = 24 + 768;
 
 /// How a [`Store`] behaves. `StoreOptions::new(network)` gives the defaults.
@@ -941,6 +943,7 @@ impl Store {
     pub(crate) fn bulk_load(
         &mut self,
         tip: Tip,
+        commitment_root: Option<[u8; 32]>,
         coins: &mut dyn Iterator<Item = Result<(OutPoint, Coin), StoreError>>,
     ) -> Result<u64, StoreError> {
         self.check_writable()?;
@@ -960,7 +963,7 @@ impl Store {
             commits_attempted: 0,
         };
         let applied = self.wal.durable_seq;
-        match load.run(&self.db, tip, applied, chunk, coins) {
+        match load.run(&self.db, tip, commitment_root, applied, chunk, coins) {
             Ok(()) => {
                 self.tip = Some(tip);
                 self.durable_tip = Some(tip);
@@ -979,6 +982,41 @@ impl Store {
                 self.poison_on(Err(e))
             }
         }
+    }
+
+    /// The block and commitment root of the snapshot this store was loaded from, when it was
+    /// loaded from one that carries a root (our format version 2); the root is the caller's
+    /// (opaque here), verified against the coins only by [`Store::import_snapshot_checked`]. Kept
+    /// after later blocks: compare the block with [`Store::tip`] before relying on the root.
+    ///
+    /// # Errors
+    /// redb errors, [`StoreError::CorruptDb`] for a malformed value.
+    pub fn snapshot_root(&self) -> Result<Option<(Tip, [u8; 32])>, StoreError> {
+        let txn = self
+            .db
+            .begin_read()
+            .map_err(StoreError::redb("begin read"))?;
+        let meta = txn
+            .open_table(META)
+            .map_err(StoreError::redb("open meta"))?;
+        let Some(v) = meta
+            .get(META_SNAPSHOT_ROOT)
+            .map_err(StoreError::redb("read meta"))?
+        else {
+            return Ok(None);
+        };
+        let v = v.value();
+        let bad = || StoreError::CorruptDb {
+            what: "snapshot root",
+            reason: format!("{} bytes", v.len()),
+        };
+        if v.len() != 36 + 32 {
+            return Err(bad());
+        }
+        let tip = Tip::decode(&v[..36]).ok_or_else(bad)?;
+        let mut root = [0u8; 32];
+        root.copy_from_slice(&v[36..]);
+        Ok(Some((tip, root)))
     }
 
     /// Makes everything durable and closes the store.
@@ -1087,6 +1125,7 @@ impl ChunkedLoad {
         &mut self,
         db: &redb::Database,
         tip: Tip,
+        commitment_root: Option<[u8; 32]>,
         applied: u64,
         chunk: usize,
         coins: &mut dyn Iterator<Item = Result<(OutPoint, Coin), StoreError>>,
@@ -1131,6 +1170,15 @@ impl ChunkedLoad {
                         .map_err(StoreError::redb("write meta"))?;
                     meta.insert(META_STATS, &encode_stats(&self.stats)[..])
                         .map_err(StoreError::redb("write meta"))?;
+                    match commitment_root {
+                        Some(root) => {
+                            let mut v = tip.encode().to_vec();
+                            v.extend_from_slice(&root);
+                            meta.insert(META_SNAPSHOT_ROOT, &v[..])
+                        }
+                        None => meta.remove(META_SNAPSHOT_ROOT),
+                    }
+                    .map_err(StoreError::redb("write meta"))?;
                     meta.remove(META_IMPORTING)
                         .map_err(StoreError::redb("write meta"))?;
                 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bitcoin::hashes::sha256d;
 use bitcoin::{BlockHash, Network};
-use common::{Chain, Model, store_coins};
+use common::{Chain, Model, ToyCommitment, store_coins};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wal_store::sim::SimDisk;
@@ -185,11 +185,11 @@ fn flipped_bit_anywhere_in_our_snapshot_is_rejected_without_partial_state() {
         ));
     }
     let mut newer = bytes.clone();
-    newer[8] = 2;
+    newer[8] = 3;
     assert!(matches!(
         store.import_snapshot(&newer[..], |_| true),
         Err(StoreError::Snapshot(SnapshotError::UnsupportedVersion {
-            found: 2,
+            found: 3,
             ..
         }))
     ));
@@ -203,6 +203,64 @@ fn flipped_bit_anywhere_in_our_snapshot_is_rejected_without_partial_state() {
     store
         .import_snapshot(&bytes[..], |t| t.hash == tip)
         .unwrap();
+}
+
+#[test]
+fn flipped_bit_in_the_commitment_root_of_a_format_2_snapshot_is_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut src, _) = Store::open(dir.path(), opts()).unwrap();
+    let mut chain = Chain::new(5);
+    for _ in 0..25 {
+        let _ = src.append_block(&chain.next_block().record()).unwrap();
+    }
+    let root = ToyCommitment::root_of(&chain.model);
+    let mut bytes = Vec::new();
+    let info = src
+        .export_snapshot_with_root(&mut bytes, Some(root))
+        .unwrap();
+    let tip = info.header.tip.hash;
+    assert_eq!(bytes[92..124], root);
+    let dir2 = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir2.path(), opts()).unwrap();
+    // Every bit of the root field: the trailing checksum covers it.
+    for bit in 0..256 {
+        let mut b = bytes.clone();
+        b[92 + bit / 8] ^= 1 << (bit % 8);
+        let r =
+            store.import_snapshot_checked(&b[..], |t| t.hash == tip, &mut ToyCommitment::default());
+        assert!(
+            matches!(r, Err(StoreError::Snapshot(SnapshotError::Checksum))),
+            "bit {bit}: {:?}",
+            r.map(|_| ())
+        );
+        // The unchecked import refuses it too (checksum).
+        assert!(store.import_snapshot(&b[..], |t| t.hash == tip).is_err());
+        assert_eq!(store.tip(), None);
+    }
+    // Seeded flips anywhere else.
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    for _ in 0..64 {
+        let byte = rng.random_range(0..bytes.len());
+        let mut b = bytes.clone();
+        b[byte] ^= 1 << rng.random_range(0..8);
+        let r =
+            store.import_snapshot_checked(&b[..], |t| t.hash == tip, &mut ToyCommitment::default());
+        assert!(matches!(r, Err(StoreError::Snapshot(_))), "byte {byte}");
+        assert_eq!(store.tip(), None);
+    }
+    // Cut inside the root: truncated, not misread as format 1.
+    assert!(matches!(
+        store.import_snapshot(&bytes[..110], |_| true),
+        Err(StoreError::Snapshot(SnapshotError::Truncated {
+            what: "header"
+        }))
+    ));
+    assert_eq!(store.coin_count().unwrap(), 0);
+    let got = store
+        .import_snapshot_checked(&bytes[..], |t| t.hash == tip, &mut ToyCommitment::default())
+        .unwrap();
+    assert_eq!(got, info);
+    assert_eq!(store_coins(&mut store), chain.model);
 }
 
 #[test]

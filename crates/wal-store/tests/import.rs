@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{BlockHash, Network};
-use common::{Chain, Model, model_stats, store_coins};
+use common::{Chain, Model, ToyCommitment, model_stats, store_coins};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use redb::{ReadableDatabase, TableDefinition};
@@ -147,6 +147,68 @@ fn end_of_stream_failures_wipe_the_committed_chunks_before_returning() {
     store
         .import_snapshot(&bytes[..], |t| t.hash == tip)
         .unwrap();
+}
+
+#[test]
+fn forged_commitment_root_is_refused_after_the_chunks_committed_and_wiped() {
+    let (_, tip, model) = snapshot();
+    let root = ToyCommitment::root_of(&model);
+    // Re-export the same set as format 2 with its (toy) root.
+    let src = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(src.path(), opts(IMPORT_CHUNK_COINS_MAX)).unwrap();
+    let mut chain = Chain::new(5);
+    for _ in 0..25 {
+        let _ = store.append_block(&chain.next_block().record()).unwrap();
+    }
+    let mut good = Vec::new();
+    store
+        .export_snapshot_with_root(&mut good, Some(root))
+        .unwrap();
+    // The root field edited and the checksum recomputed: only the root is wrong.
+    let mut forged = good[..good.len() - 32].to_vec();
+    forged[92] ^= 0x80;
+    let sum = blake3_of(&forged);
+    forged.extend_from_slice(&sum);
+    let chunk = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(dir.path(), opts(chunk)).unwrap();
+    let mut check = ToyCommitment::default();
+    let err = store
+        .import_snapshot_checked(&forged[..], |t| t.hash == tip, &mut check)
+        .unwrap_err();
+    let StoreError::Snapshot(SnapshotError::CommitmentMismatch { file, computed }) = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(computed, &hex::encode(root));
+    assert_eq!(file, &hex::encode(&forged[92..124]));
+    let text = err.to_string();
+    assert!(text.contains(file) && text.contains(computed), "{text}");
+    // Every coin went through (so chunks were committed), yet nothing is left.
+    assert_eq!(check.coins, model.len() as u64);
+    assert_eq!(store.tip(), None);
+    assert_eq!(store.coin_count().unwrap(), 0);
+    assert_eq!(store.snapshot_root().unwrap(), None);
+    // A checker that cannot compute a root refuses the import the same way.
+    let mut failing = ToyCommitment::failing("out of memory");
+    assert!(matches!(
+        store.import_snapshot_checked(&good[..], |t| t.hash == tip, &mut failing),
+        Err(StoreError::Snapshot(SnapshotError::CommitmentCheck { ref reason })) if reason == "out of memory"
+    ));
+    assert_eq!(store.coin_count().unwrap(), 0);
+    drop(store);
+    assert!(!marker_in(dir.path()));
+    assert_empty_after_reopen(dir.path(), chunk, None);
+    // The genuine file imports, checked, and its root is kept across a reopen.
+    let (mut store, _) = Store::open(dir.path(), opts(chunk)).unwrap();
+    let info = store
+        .import_snapshot_checked(&good[..], |t| t.hash == tip, &mut ToyCommitment::default())
+        .unwrap();
+    assert_eq!(info.commitment_root, Some(root));
+    drop(store);
+    let (mut store, _) = Store::open(dir.path(), opts(chunk)).unwrap();
+    let (at, kept) = store.snapshot_root().unwrap().unwrap();
+    assert_eq!((at.hash, kept), (tip, root));
+    assert_eq!(store_coins(&mut store), model);
 }
 
 fn blake3_of(b: &[u8]) -> [u8; 32] {

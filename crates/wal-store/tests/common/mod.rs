@@ -130,3 +130,50 @@ pub fn model_stats(m: &Model) -> utxo_core::UtxoStats {
     }
     s
 }
+
+/// A stand-in for the Merkle layer's commitment (wal-store may not depend on it): blake3 over the
+/// coins' `txout_ser` bytes in (txid, vout) order. Order-dependent, which is fine because our
+/// snapshots are sorted.
+#[derive(Default)]
+pub struct ToyCommitment {
+    hasher: blake3::Hasher,
+    buf: Vec<u8>,
+    pub coins: u64,
+    /// `root()` fails with this reason instead of returning the root.
+    pub fail: Option<String>,
+}
+
+impl ToyCommitment {
+    /// A checker whose `root()` fails with `reason`.
+    pub fn failing(reason: &str) -> ToyCommitment {
+        ToyCommitment {
+            fail: Some(reason.to_owned()),
+            ..ToyCommitment::default()
+        }
+    }
+
+    /// The toy root of a set.
+    pub fn root_of(m: &Model) -> [u8; 32] {
+        use wal_store::snapshot::CommitmentCheck;
+        let mut t = ToyCommitment::default();
+        for (op, c) in m {
+            t.add_coin(op, c);
+        }
+        t.root().unwrap()
+    }
+}
+
+impl wal_store::snapshot::CommitmentCheck for ToyCommitment {
+    fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
+        self.buf.clear();
+        utxo_core::txout_ser(outpoint, coin, &mut self.buf);
+        self.hasher.update(&self.buf);
+        self.coins += 1;
+    }
+    fn root(&mut self) -> Result<[u8; 32], String> {
+        match &self.fail {
+            Some(r) => Err(r.clone()),
+            None => Ok(*self.hasher.finalize().as_bytes()),
+        }
+    }
+}
