@@ -20,7 +20,9 @@ use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid};
 use serde::{Deserialize, Serialize};
 
 use crate::keys::{self, INDEX_START, KeyError, SecretStore};
-use crate::ledger::{self, ChannelId, Ledger, Transfer, TransferError};
+use crate::ledger::{
+    self, BalanceProof, ChannelId, Ledger, StateTree, StateTreeError, Transfer, TransferError,
+};
 use crate::msg::{Message, Sig};
 use crate::sig::{DefaultBackend, SigBackend};
 use crate::signer::Signer;
@@ -31,7 +33,7 @@ pub const MIN_DEPTH_DEFAULT: u32 = 3;
 /// Largest minimum depth accepted.
 pub const MIN_DEPTH_MAX: u32 = 144;
 /// Version byte of persisted channel records.
-pub const RECORD_VERSION: u8 = 1;
+pub const RECORD_VERSION: u8 = 2;
 /// Length of the blake3 checksum that ends every record.
 pub const RECORD_CHECKSUM_LEN: usize = 8;
 /// Largest persisted record accepted by [`Channel::restore`].
@@ -256,6 +258,9 @@ pub enum ChannelError {
     /// Key derivation failed.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// The state tree failed.
+    #[error(transparent)]
+    StateTree(#[from] StateTreeError),
 }
 
 /// Everything agreed at open (out of band, like BOLT 2's `open_channel` / `accept_channel`).
@@ -332,6 +337,8 @@ struct State {
     phase: Phase,
     /// Latest fully signed version (before version 0 completes: the genesis ledger).
     ledger: Ledger,
+    /// The state root of `ledger` (co-signed once `complete`).
+    root: [u8; 32],
     complete: bool,
     /// Per-commitment points for `ledger.version − 1`.
     prev_points: Vec<PublicKey>,
@@ -361,10 +368,21 @@ pub struct Channel<S: Signer> {
     state: State,
     signer: S,
     state_keys: Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
+    /// The commitment over the latest ledger (pending or current); derived, not persisted.
+    tree: StateTree,
     /// Derived from the configuration (not persisted): the funding script and output.
     funding_script: FundingScript,
     funding_out: TxOut,
     /// Sends waiting for their record to be persisted.
+    held: Vec<(u64, Vec<Action>)>,
+}
+
+/// A channel's state and held sends without its derived tree: a cheap way to undo a successful
+/// transition (the manager's all-or-nothing batches). The tree is a cache that every use first
+/// brings to the ledger it needs, so it need not be restored.
+#[derive(Debug, Clone)]
+pub(crate) struct Checkpoint {
+    state: State,
     held: Vec<(u64, Vec<Action>)>,
 }
 
@@ -438,11 +456,14 @@ impl<S: Signer> Channel<S> {
         let ledger = Ledger::genesis(&genesis)?;
         let state_keys = Self::parse_state_keys(&config.params)?;
         let channel_id = channel_id_of(&fo);
+        let tree = StateTree::new(&channel_id, &Self::state_key_bytes(&config.params), &ledger)?;
+        let root = tree.root();
         let state = State {
             me,
             channel_id,
             phase: Phase::Opening,
             ledger: ledger.clone(),
+            root,
             complete: false,
             prev_points: config.initial_points.clone(),
             points: config.initial_points.clone(),
@@ -465,15 +486,24 @@ impl<S: Signer> Channel<S> {
             state,
             signer,
             state_keys,
+            tree,
             funding_script,
             funding_out,
             held: Vec::new(),
         };
         let mut next = ch.state.clone();
         let mut out = Vec::new();
-        ch.start_pending(&mut next, ledger, Vec::new(), None, &mut out)?;
+        ch.start_pending(&mut next, ledger, root, Vec::new(), None, &mut out)?;
         let actions = ch.commit(next, out);
         Ok((ch, actions))
+    }
+
+    fn state_key_bytes(params: &ChannelParams) -> Vec<[u8; 32]> {
+        params
+            .participants
+            .iter()
+            .map(|p| p.state_key.serialize())
+            .collect()
     }
 
     fn parse_state_keys(
@@ -490,6 +520,20 @@ impl<S: Signer> Channel<S> {
                 })
             })
             .collect()
+    }
+
+    /// The state to return to with [`Channel::rollback`].
+    pub(crate) fn checkpoint(&self) -> Checkpoint {
+        Checkpoint {
+            state: self.state.clone(),
+            held: self.held.clone(),
+        }
+    }
+
+    /// Undoes every transition since `checkpoint` was taken.
+    pub(crate) fn rollback(&mut self, checkpoint: Checkpoint) {
+        self.state = checkpoint.state;
+        self.held = checkpoint.held;
     }
 
     /// Restores a channel from its last persisted record.
@@ -539,10 +583,17 @@ impl<S: Signer> Channel<S> {
         let state_keys = Self::parse_state_keys(&state.config.params)?;
         let funding_script = FundingScript::new(&state.config.params.participants)?;
         let funding_out = tx::funding_txout(&state.config.params)?;
+        let latest = state.pending.as_ref().map_or(&state.ledger, |p| &p.ledger);
+        let tree = StateTree::new(
+            &state.channel_id,
+            &Self::state_key_bytes(&state.config.params),
+            latest,
+        )?;
         Ok(Channel {
             state,
             signer,
             state_keys,
+            tree,
             funding_script,
             funding_out,
             held: Vec::new(),
@@ -636,6 +687,21 @@ impl<S: Signer> Channel<S> {
     pub fn ledger(&self) -> &Ledger {
         &self.state.ledger
     }
+    /// The state root of [`Channel::ledger`] (the one the participants co-signed once complete).
+    pub fn state_root(&self) -> [u8; 32] {
+        self.state.root
+    }
+    /// A `merkle_proofs` inclusion proof of `owner`'s outputs in [`Channel::ledger`], to check with
+    /// [`BalanceProof::verify`] against [`Channel::state_root`] (co-signed: see
+    /// [`Channel::state_signatures`]). Moves the internal tree back to that version if an update is
+    /// in flight (the next update moves it forward again).
+    ///
+    /// # Errors
+    /// [`ChannelError::StateTree`] when `owner` has no output.
+    pub fn prove_balance(&mut self, owner: u16) -> Result<BalanceProof, ChannelError> {
+        self.tree.sync(&self.state.ledger)?;
+        Ok(self.tree.prove_balance(owner)?)
+    }
     /// Whether an update is in flight.
     pub fn pending_version(&self) -> Option<u64> {
         self.state.pending.as_ref().map(|p| p.ledger.version)
@@ -677,6 +743,7 @@ impl<S: Signer> Channel<S> {
         &self,
         next: &mut State,
         ledger: Ledger,
+        root: [u8; 32],
         transfers: Vec<Transfer>,
         proposer: Option<u16>,
         out: &mut Vec<Action>,
@@ -699,7 +766,6 @@ impl<S: Signer> Channel<S> {
                 *sig = Sig(self.signer.sign_funding_spend(script, &digest));
             }
         }
-        let root = ledger.root();
         let state_sig =
             Sig(self
                 .signer
@@ -776,6 +842,7 @@ impl<S: Signer> Channel<S> {
         next.my_commitment_sigs = signs.iter().map(|s| s.commitment_sig).collect();
         next.state_sigs = signs.iter().map(|s| s.state_sig).collect();
         next.ledger = p.ledger;
+        next.root = signs[usize::from(next.me)].root;
         let first = !next.complete;
         next.complete = true;
         out.push(Action::Event(Event::VersionCommitted { version }));
@@ -823,10 +890,11 @@ impl<S: Signer> Channel<S> {
             &self.state_keys,
             self.state.me,
         )?;
+        let root = self.tree.sync(&ledger)?;
         let mut next = self.state.clone();
         let mut out = Vec::new();
         let me = next.me;
-        self.start_pending(&mut next, ledger, transfers, Some(me), &mut out)?;
+        self.start_pending(&mut next, ledger, root, transfers, Some(me), &mut out)?;
         Ok(self.commit(next, out))
     }
 
@@ -947,6 +1015,7 @@ impl<S: Signer> Channel<S> {
             self.state
                 .ledger
                 .apply(&self.state.channel_id, &transfers, &self.state_keys)?;
+        let root = self.tree.sync(&ledger)?;
         let mut next = self.state.clone();
         let mut out = Vec::new();
         if next
@@ -957,7 +1026,7 @@ impl<S: Signer> Channel<S> {
             out.push(Action::Event(Event::ProposalAbandoned { version }));
         }
         next.pending = None;
-        self.start_pending(&mut next, ledger, transfers, Some(from), &mut out)?;
+        self.start_pending(&mut next, ledger, root, transfers, Some(from), &mut out)?;
         Ok(self.commit(next, out))
     }
 

@@ -2,16 +2,18 @@
 //! validation, and the state root that every participant co-signs (with inclusion proofs so a
 //! participant can prove one of its outputs against a co-signed root).
 //!
-//! The root is computed in one place ([`state_root`]) over the outputs sorted by id. It is a blake3
-//! binary Merkle tree with domain-separated leaf and node hashes; it is kept here rather than taken
-//! from `merkle-proofs` because that crate's API is keyed by Bitcoin outpoints and coins and was not
-//! yet published when this layer was written. Swapping it only touches [`state_root`],
-//! [`Ledger::prove`] and [`InclusionProof::verify`].
+//! The state root is the root of a `merkle_proofs::Commitment` over the internal outputs
+//! ([`StateTree`]): each output is a coin at outpoint [`output_outpoint`] (txid = tagged hash of the
+//! channel id and output id, vout = index) paying [`owner_script`] of its owner's state key. The tree
+//! follows the ledger incrementally (only spent and created outputs are applied per version), and
+//! [`StateTree::prove_balance`] gives a participant a `merkle_proofs` inclusion proof of its outputs
+//! to check against the co-signed root ([`BalanceProof::verify`]).
 
 use std::collections::BTreeMap;
 
-use bitcoin::Amount;
 use bitcoin::hashes::{Hash, HashEngine, sha256};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
+use merkle_proofs::{Claim, CoinView, Commitment, LeafCoin, Proof, Root};
 use serde::{Deserialize, Serialize};
 
 use crate::sig::{DefaultBackend, SigBackend};
@@ -245,71 +247,315 @@ pub struct Ledger {
     pub participants: u16,
 }
 
-fn leaf_hash(id: &OutputId, out: &InternalOutput) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"channel-fsm/leaf\x00");
-    h.update(&id.version.to_le_bytes());
-    h.update(&id.index.to_le_bytes());
-    h.update(&out.owner.to_le_bytes());
-    h.update(&out.amount.to_sat().to_le_bytes());
-    *h.finalize().as_bytes()
-}
-
-fn node_hash(l: &[u8; 32], r: &[u8; 32]) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"channel-fsm/node\x01");
-    h.update(l);
-    h.update(r);
-    *h.finalize().as_bytes()
-}
-
-/// The state root of a set of outputs (sorted by id): a binary Merkle tree, odd nodes promoted.
-/// The empty set's root is 32 zero bytes.
-pub fn state_root<'a>(
-    outputs: impl IntoIterator<Item = (&'a OutputId, &'a InternalOutput)>,
-) -> [u8; 32] {
-    let mut level: Vec<[u8; 32]> = outputs.into_iter().map(|(i, o)| leaf_hash(i, o)).collect();
-    if level.is_empty() {
-        return [0u8; 32];
+/// The outpoint an internal output has in the state tree: txid = tagged hash (`channel-fsm/output`)
+/// of (channel id, creating version, index), vout = index. Outputs of different channels or
+/// versions never share an outpoint.
+pub fn output_outpoint(channel_id: &ChannelId, id: &OutputId) -> OutPoint {
+    let mut e = tagged("channel-fsm/output");
+    e.input(channel_id);
+    e.input(&id.version.to_le_bytes());
+    e.input(&id.index.to_le_bytes());
+    OutPoint {
+        txid: Txid::from_byte_array(sha256::Hash::from_engine(e).to_byte_array()),
+        vout: id.index,
     }
-    while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|c| {
-                if c.len() == 2 {
-                    node_hash(&c[0], &c[1])
-                } else {
-                    c[0]
+}
+
+/// The script standing for an output's owner in the state tree: `<state key> OP_CHECKSIG`, the
+/// owner's x-only state key (the key that signs its transfers).
+pub fn owner_script(state_key: &[u8; 32]) -> ScriptBuf {
+    let mut bytes = Vec::with_capacity(34);
+    bytes.push(0x20); // OP_PUSHBYTES_32
+    bytes.extend_from_slice(state_key);
+    bytes.push(0xac); // OP_CHECKSIG
+    ScriptBuf::from_bytes(bytes)
+}
+
+/// The coin an internal output is in the state tree (height 0, not coinbase: the creating version
+/// is bound by [`output_outpoint`]).
+pub fn output_coin(owner_script: &[u8], output: &InternalOutput) -> LeafCoin {
+    LeafCoin {
+        amount: output.amount.to_sat(),
+        height: 0,
+        is_coinbase: false,
+        script: owner_script.to_vec(),
+    }
+}
+
+/// A borrowed view of an output as a coin, so tree updates allocate no scripts.
+struct CoinRef<'a> {
+    amount: u64,
+    script: &'a [u8],
+}
+
+impl CoinView for CoinRef<'_> {
+    fn amount_sat(&self) -> u64 {
+        self.amount
+    }
+    fn height(&self) -> u32 {
+        0
+    }
+    fn is_coinbase(&self) -> bool {
+        false
+    }
+    fn script_bytes(&self) -> &[u8] {
+        self.script
+    }
+}
+
+/// Why the state tree or a balance proof failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateTreeError {
+    /// An output's owner has no state key.
+    #[error("output {id:?} is owned by {owner}, who has no state key")]
+    NoSuchOwner {
+        /// The output.
+        id: OutputId,
+        /// Its owner.
+        owner: u16,
+    },
+    /// The commitment refused an update (it no longer matches the outputs it tracks).
+    #[error("state tree update: {0}")]
+    Update(String),
+    /// The participant owns no output in this version (nothing to prove).
+    #[error("participant {owner} owns no output in version {version}")]
+    NoOutputs {
+        /// The participant.
+        owner: u16,
+        /// The version.
+        version: u64,
+    },
+    /// The commitment could not build the proof.
+    #[error("proof: {0}")]
+    Prove(String),
+    /// A balance proof's claims are not exactly its listed outputs (or one is not the owner's).
+    #[error("balance proof claims differ from its outputs")]
+    ClaimsMismatch,
+    /// The proof does not verify against the root.
+    #[error("balance proof does not verify against the root: {0}")]
+    Verify(String),
+}
+
+/// The commitment (`merkle_proofs::Commitment`) over one ledger's internal outputs, whose root is
+/// the state root every participant co-signs. It follows the ledger incrementally
+/// ([`StateTree::sync`] applies only the outputs spent and created since the version it tracks) and
+/// proves a participant's outputs ([`StateTree::prove_balance`]).
+///
+/// It is derived data: rebuilt from the ledger at restore, never persisted. The prover's page table
+/// of `merkle_proofs` costs about 2 MB per tree whatever the ledger's size.
+#[derive(Debug, Clone)]
+pub struct StateTree {
+    channel_id: ChannelId,
+    scripts: Vec<ScriptBuf>,
+    commitment: Commitment,
+    outputs: BTreeMap<OutputId, InternalOutput>,
+    version: u64,
+}
+
+impl StateTree {
+    /// The tree of `ledger` for a channel whose participants' x-only state keys are `state_keys`
+    /// (participant order).
+    ///
+    /// # Errors
+    /// [`StateTreeError::NoSuchOwner`] for an output of a participant without a key.
+    pub fn new(
+        channel_id: &ChannelId,
+        state_keys: &[[u8; 32]],
+        ledger: &Ledger,
+    ) -> Result<Self, StateTreeError> {
+        let mut commitment = Commitment::new();
+        // Channel updates touch a few pages; the caller (manager) parallelises across channels.
+        commitment.set_threads(1);
+        let mut tree = StateTree {
+            channel_id: *channel_id,
+            scripts: state_keys.iter().map(owner_script).collect(),
+            commitment,
+            outputs: BTreeMap::new(),
+            version: 0,
+        };
+        tree.sync(ledger)?;
+        Ok(tree)
+    }
+
+    /// Brings the tree to `ledger` (normally the next or previous version of the one it tracks) by
+    /// applying only the outputs that differ, and returns the new root.
+    ///
+    /// # Errors
+    /// [`StateTreeError::NoSuchOwner`]; [`StateTreeError::Update`] should never happen (the tree is
+    /// unchanged then).
+    pub fn sync(&mut self, ledger: &Ledger) -> Result<[u8; 32], StateTreeError> {
+        let mut spent: Vec<(&OutputId, &InternalOutput)> = Vec::new();
+        let mut created: Vec<(&OutputId, &InternalOutput)> = Vec::new();
+        let mut old = self.outputs.iter().peekable();
+        let mut new = ledger.outputs.iter().peekable();
+        loop {
+            match (old.peek().copied(), new.peek().copied()) {
+                (Some(o), Some(n)) if o.0 == n.0 => {
+                    if o.1 != n.1 {
+                        spent.push(o);
+                        created.push(n);
+                    }
+                    old.next();
+                    new.next();
                 }
+                (Some(o), Some(n)) if o.0 < n.0 => {
+                    spent.push(o);
+                    old.next();
+                }
+                (Some(o), None) => {
+                    spent.push(o);
+                    old.next();
+                }
+                (_, Some(n)) => {
+                    created.push(n);
+                    new.next();
+                }
+                (None, None) => break,
+            }
+        }
+        let (scripts, channel_id) = (&self.scripts, &self.channel_id);
+        let coins = |list: Vec<(&OutputId, &InternalOutput)>| {
+            list.into_iter()
+                .map(|(id, o)| {
+                    let script =
+                        scripts
+                            .get(usize::from(o.owner))
+                            .ok_or(StateTreeError::NoSuchOwner {
+                                id: *id,
+                                owner: o.owner,
+                            })?;
+                    Ok((
+                        output_outpoint(channel_id, id),
+                        CoinRef {
+                            amount: o.amount.to_sat(),
+                            script: script.as_bytes(),
+                        },
+                    ))
+                })
+                .collect::<Result<Vec<(OutPoint, CoinRef<'_>)>, StateTreeError>>()
+        };
+        let spent = coins(spent)?;
+        let created = coins(created)?;
+        if !spent.is_empty() || !created.is_empty() {
+            self.commitment
+                .apply_changes(
+                    created.iter().map(|(o, c)| (o, c)),
+                    spent.iter().map(|(o, c)| (o, c)),
+                )
+                .map_err(|e| StateTreeError::Update(e.to_string()))?;
+            self.outputs.clone_from(&ledger.outputs);
+        }
+        self.version = ledger.version;
+        Ok(self.root())
+    }
+
+    /// The root of the outputs the tree tracks.
+    pub fn root(&self) -> [u8; 32] {
+        self.commitment.root().0
+    }
+
+    /// The ledger version the tree tracks (as of the last [`StateTree::sync`]).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// A `merkle_proofs` inclusion proof of every output `owner` holds in the tracked version: with
+    /// the co-signed root of that version it proves the owner's balance.
+    ///
+    /// # Errors
+    /// [`StateTreeError::NoOutputs`], [`StateTreeError::NoSuchOwner`], [`StateTreeError::Prove`].
+    pub fn prove_balance(&self, owner: u16) -> Result<BalanceProof, StateTreeError> {
+        let outputs: Vec<(OutputId, InternalOutput)> = self
+            .outputs
+            .iter()
+            .filter(|(_, o)| o.owner == owner)
+            .map(|(i, o)| (*i, *o))
+            .collect();
+        if outputs.is_empty() {
+            return Err(StateTreeError::NoOutputs {
+                owner,
+                version: self.version,
+            });
+        }
+        let script = self
+            .scripts
+            .get(usize::from(owner))
+            .ok_or(StateTreeError::NoSuchOwner {
+                id: outputs[0].0,
+                owner,
+            })?;
+        let coins: Vec<(OutPoint, LeafCoin)> = outputs
+            .iter()
+            .map(|(i, o)| {
+                (
+                    output_outpoint(&self.channel_id, i),
+                    output_coin(script.as_bytes(), o),
+                )
             })
             .collect();
+        let proof = self
+            .commitment
+            .prove_many(coins.iter().map(|(op, c)| (op, Some(c))))
+            .map_err(|e| StateTreeError::Prove(e.to_string()))?;
+        Ok(BalanceProof {
+            version: self.version,
+            owner,
+            outputs,
+            proof,
+        })
     }
-    level[0]
 }
 
-/// Proof that an internal output is in the ledger whose root was co-signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InclusionProof {
-    /// The output's id.
-    pub id: OutputId,
-    /// The output.
-    pub output: InternalOutput,
-    /// Sibling hashes from the leaf up; `None` where the node was promoted without a sibling.
-    pub path: Vec<(bool, [u8; 32])>,
+/// Proof that participant `owner` holds `outputs` in `version` of a channel: a `merkle_proofs`
+/// inclusion multi-proof of their coins, to check against that version's co-signed root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceProof {
+    /// The ledger version.
+    pub version: u64,
+    /// The participant.
+    pub owner: u16,
+    /// The outputs proved, by id.
+    pub outputs: Vec<(OutputId, InternalOutput)>,
+    /// The inclusion proof of their coins.
+    pub proof: Proof,
 }
 
-impl InclusionProof {
-    /// Whether the proof leads to `root`.
-    pub fn verify(&self, root: &[u8; 32]) -> bool {
-        let mut h = leaf_hash(&self.id, &self.output);
-        for (sibling_is_left, s) in &self.path {
-            h = if *sibling_is_left {
-                node_hash(s, &h)
-            } else {
-                node_hash(&h, s)
-            };
+impl BalanceProof {
+    /// Checks that the proof's claims are exactly the listed outputs (as coins of `owner_state_key`
+    /// in `channel_id`) and that it verifies against `root` with `merkle_proofs::verify`; returns
+    /// the proved balance. Check separately that `root` is co-signed for [`BalanceProof::version`]
+    /// ([`verify_state_signatures`]).
+    ///
+    /// # Errors
+    /// [`StateTreeError::ClaimsMismatch`], [`StateTreeError::Verify`].
+    pub fn verify(
+        &self,
+        channel_id: &ChannelId,
+        owner_state_key: &[u8; 32],
+        root: &[u8; 32],
+    ) -> Result<Amount, StateTreeError> {
+        let script = owner_script(owner_state_key);
+        let mut total = Amount::ZERO;
+        if self.outputs.len() != self.proof.claims.len() {
+            return Err(StateTreeError::ClaimsMismatch);
         }
-        h == *root
+        for ((id, out), claim) in self.outputs.iter().zip(&self.proof.claims) {
+            let op = output_outpoint(channel_id, id);
+            let expected = Claim::Present {
+                outpoint: merkle_proofs::outpoint_bytes(&op),
+                coin: output_coin(script.as_bytes(), out),
+            };
+            if out.owner != self.owner || *claim != expected {
+                return Err(StateTreeError::ClaimsMismatch);
+            }
+            total = total
+                .checked_add(out.amount)
+                .ok_or(StateTreeError::ClaimsMismatch)?;
+        }
+        merkle_proofs::verify(&Root(*root), &self.proof)
+            .map_err(|e| StateTreeError::Verify(e.to_string()))?;
+        Ok(total)
     }
 }
 
@@ -344,11 +590,6 @@ impl Ledger {
         })
     }
 
-    /// The root of this version.
-    pub fn root(&self) -> [u8; 32] {
-        state_root(&self.outputs)
-    }
-
     /// Each participant's total.
     pub fn balances(&self) -> Vec<Amount> {
         let mut b = vec![Amount::ZERO; usize::from(self.participants)];
@@ -365,37 +606,6 @@ impl Ledger {
     pub fn total(&self) -> Amount {
         self.outputs.values().fold(Amount::ZERO, |a, o| {
             a.checked_add(o.amount).unwrap_or(Amount::MAX_MONEY)
-        })
-    }
-
-    /// An inclusion proof for output `id` against [`Ledger::root`].
-    pub fn prove(&self, id: &OutputId) -> Option<InclusionProof> {
-        let pos = self.outputs.keys().position(|k| k == id)?;
-        let output = *self.outputs.get(id)?;
-        let mut level: Vec<[u8; 32]> = self.outputs.iter().map(|(i, o)| leaf_hash(i, o)).collect();
-        let mut idx = pos;
-        let mut path = Vec::new();
-        while level.len() > 1 {
-            let sibling = idx ^ 1;
-            if sibling < level.len() {
-                path.push((sibling < idx, level[sibling]));
-            }
-            level = level
-                .chunks(2)
-                .map(|c| {
-                    if c.len() == 2 {
-                        node_hash(&c[0], &c[1])
-                    } else {
-                        c[0]
-                    }
-                })
-                .collect();
-            idx /= 2;
-        }
-        Some(InclusionProof {
-            id: *id,
-            output,
-            path,
         })
     }
 
@@ -660,21 +870,77 @@ pub fn make_transfer(
 mod tests {
     use super::*;
 
+    fn keys(n: usize) -> Vec<[u8; 32]> {
+        (0..n)
+            .map(|i| [u8::try_from(i).expect("small") + 1; 32])
+            .collect()
+    }
+
     #[test]
-    fn proofs_verify_for_every_output_and_fail_for_wrong_root() {
-        for n in [1usize, 2, 3, 5, 8, 13] {
-            let balances: Vec<Amount> = (0..n).map(|i| Amount::from_sat(1000 + i as u64)).collect();
-            let ledger = Ledger::genesis(&balances).expect("genesis");
-            let root = ledger.root();
-            for id in ledger.outputs.keys() {
-                let proof = ledger.prove(id).expect("present");
-                assert!(proof.verify(&root));
-                let mut forged = proof.clone();
-                forged.output.amount += Amount::from_sat(1);
-                assert!(!forged.verify(&root));
-            }
+    fn incremental_tree_matches_a_rebuild_and_proofs_bind_the_version() {
+        let id = [5u8; 32];
+        let keys = keys(3);
+        let v0 = Ledger::genesis(&[
+            Amount::from_sat(50_000),
+            Amount::from_sat(30_000),
+            Amount::from_sat(20_000),
+        ])
+        .expect("genesis");
+        let mut tree = StateTree::new(&id, &keys, &v0).expect("tree");
+        let root0 = tree.root();
+        let mut ledger = v0.clone();
+        for k in 0..5u64 {
+            let sender = u16::try_from(k % 3).expect("small");
+            let t = make_transfer(
+                &ledger,
+                &id,
+                sender,
+                (sender + 1) % 3,
+                Amount::from_sat(1_000),
+                |_| [0; 64],
+            )
+            .expect("transfer");
+            ledger = ledger.apply_unchecked(&id, &[t]).expect("valid");
+            let root = tree.sync(&ledger).expect("sync");
+            assert_eq!(tree.version(), ledger.version);
+            let fresh = StateTree::new(&id, &keys, &ledger).expect("tree");
+            assert_eq!(fresh.root(), root, "incremental root equals a rebuild");
         }
-        assert_eq!(state_root(&BTreeMap::new()), [0u8; 32]);
+        let root = tree.root();
+        for owner in 0..3u16 {
+            let proof = tree.prove_balance(owner).expect("has outputs");
+            let key = &keys[usize::from(owner)];
+            assert_eq!(
+                proof.verify(&id, key, &root).expect("verifies"),
+                ledger.balances()[usize::from(owner)]
+            );
+            assert!(merkle_proofs::verify(&Root(root), &proof.proof).is_ok());
+            // Against the root of another version, or another channel's outpoints: refused.
+            assert!(matches!(
+                proof.verify(&id, key, &root0),
+                Err(StateTreeError::Verify(_))
+            ));
+            assert!(merkle_proofs::verify(&Root(root0), &proof.proof).is_err());
+            assert_eq!(
+                proof.verify(&[6; 32], key, &root),
+                Err(StateTreeError::ClaimsMismatch)
+            );
+            let mut forged = proof.clone();
+            forged.outputs[0].1.amount += Amount::from_sat(1);
+            assert_eq!(
+                forged.verify(&id, key, &root),
+                Err(StateTreeError::ClaimsMismatch)
+            );
+        }
+        // Back to genesis: the tree reverts incrementally too.
+        assert_eq!(tree.sync(&v0).expect("sync"), root0);
+        let empty = Ledger::genesis(&[Amount::ZERO, Amount::ZERO]).expect("genesis");
+        let t = StateTree::new(&id, &keys, &empty).expect("tree");
+        assert_eq!(t.root(), Root::empty().0);
+        assert!(matches!(
+            t.prove_balance(0),
+            Err(StateTreeError::NoOutputs { .. })
+        ));
     }
 
     #[test]

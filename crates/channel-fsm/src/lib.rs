@@ -25,38 +25,42 @@
 //!   penalty first makes every honest participant whole against the latest state (the revoked state's
 //!   shortfall to the honest equals what the cheater gained, so the cheater's output covers it), then
 //!   splits the rest.
-//! - **State root** ([`ledger::state_root`]): blake3 Merkle tree over the internal outputs, kept in one
-//!   function; `merkle-proofs` is keyed by Bitcoin outpoints/coins and was not published when this
-//!   layer was written, so it is not used yet.
+//! - **State root** ([`ledger::StateTree`]): the root of a `merkle_proofs::Commitment` over the
+//!   internal outputs (each an outpoint/coin, see [`ledger::output_outpoint`]), updated
+//!   incrementally per version; a participant proves its balance with a `merkle_proofs` inclusion
+//!   proof against the co-signed root ([`ledger::BalanceProof`]).
 //! - The k256 backend covers signing and verification for builds and comparisons; `bitcoin` itself
 //!   still links libsecp256k1 for transaction signing.
 //!
 //! # Example: a transfer, the co-signed root, and a balance proof
 //! ```
 //! use bitcoin::Amount;
-//! use channel_fsm::ledger::{self, Ledger};
+//! use channel_fsm::ledger::{self, Ledger, StateTree};
 //! use channel_fsm::sig::{DefaultBackend, SigBackend};
 //! use channel_fsm::signer::{InMemorySigner, Signer};
 //!
 //! let (alice, bob) = (InMemorySigner::from_seed([1; 32]), InMemorySigner::from_seed([2; 32]));
-//! let keys = [&alice, &bob]
+//! let key_bytes = [alice.keys().state_key.serialize(), bob.keys().state_key.serialize()];
+//! let keys = key_bytes
 //!     .iter()
-//!     .map(|s| DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()))
+//!     .map(DefaultBackend::parse_xonly_public)
 //!     .collect::<Result<Vec<_>, _>>()?;
 //! let channel_id = [7; 32];
 //! let v0 = Ledger::genesis(&[Amount::from_sat(600_000), Amount::from_sat(400_000)])?;
+//! let mut tree = StateTree::new(&channel_id, &key_bytes, &v0)?;
 //! let pay = ledger::make_transfer(&v0, &channel_id, 0, 1, Amount::from_sat(50_000), |d| alice.sign_state(d))?;
 //! let v1 = v0.apply(&channel_id, &[pay], &keys)?;
 //! assert_eq!(v1.balances()[1], Amount::from_sat(450_000));
+//! let root = tree.sync(&v1)?; // only the spent and created outputs are applied
 //!
 //! // Both co-sign (channel id, version, root) in participant order...
-//! let digest = ledger::state_digest(&channel_id, v1.version, &v1.root());
+//! let digest = ledger::state_digest(&channel_id, v1.version, &root);
 //! let sigs = [alice.sign_state(&digest), bob.sign_state(&digest)];
-//! assert!(ledger::verify_state_signatures(&channel_id, v1.version, &v1.root(), &keys, &sigs, 0..2).is_ok());
-//! // ...which can't be replayed on another version, and Bob proves his output against the root.
-//! assert!(ledger::verify_state_signatures(&channel_id, 2, &v1.root(), &keys, &sigs, 0..2).is_err());
-//! let (id, _) = v1.outputs_of(1).next().ok_or("bob has an output")?;
-//! assert!(v1.prove(id).ok_or("present")?.verify(&v1.root()));
+//! assert!(ledger::verify_state_signatures(&channel_id, v1.version, &root, &keys, &sigs, 0..2).is_ok());
+//! // ...which can't be replayed on another version, and Bob proves his balance against the root.
+//! assert!(ledger::verify_state_signatures(&channel_id, 2, &root, &keys, &sigs, 0..2).is_err());
+//! let proof = tree.prove_balance(1)?;
+//! assert_eq!(proof.verify(&channel_id, &key_bytes[1], &root)?, Amount::from_sat(450_000));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]

@@ -268,20 +268,26 @@ impl<S: Signer + Clone> ChannelManager<S> {
             .iter()
             .map(|a| a.lock().map_err(|_| ManagerError::Poisoned))
             .collect::<Result<_, _>>()?;
+        // Each channel proposes in place (a refused proposal changes nothing); if one refuses, the
+        // ones before it return to their checkpoints (state only: the channel's tree is a cache).
         let mut staged = Vec::with_capacity(updates.len());
-        for ((id, transfers), guard) in updates.into_iter().zip(guards.iter()) {
-            let mut copy = (**guard).clone();
-            let actions = copy
-                .propose(transfers)
-                .map_err(|error| ManagerError::Channel { channel: id, error })?;
-            staged.push((id, copy, actions));
+        for (k, (id, transfers)) in updates.into_iter().enumerate() {
+            let checkpoint = guards[k].checkpoint();
+            match guards[k].propose(transfers) {
+                Ok(actions) => staged.push((id, checkpoint, actions)),
+                Err(error) => {
+                    for (guard, (_, checkpoint, _)) in guards.iter_mut().zip(staged) {
+                        guard.rollback(checkpoint);
+                    }
+                    return Err(ManagerError::Channel { channel: id, error });
+                }
+            }
         }
-        // Every channel accepted: install all, gather the records into one.
+        // Every channel accepted: gather the records into one.
         let mut records = Vec::with_capacity(staged.len());
         let mut entries = Vec::with_capacity(staged.len());
         let mut events = Vec::new();
-        for ((id, copy, actions), guard) in staged.into_iter().zip(guards.iter_mut()) {
-            **guard = copy;
+        for (id, _, actions) in staged {
             for a in actions {
                 match a {
                     Action::Persist { record_id, record } => {

@@ -253,9 +253,18 @@ fn failed_transitions_leave_the_channel_unchanged_and_replays_are_rejected() {
     assert_eq!(ch0.handle_message(sign.clone()).unwrap(), vec![]);
     // ...and a replay into the next version is refused.
     let t2 = ch0.make_transfer(1, sat(20_000)).unwrap();
-    let pending_root = ch0
+    let pending_ledger = ch0
         .ledger()
         .apply_unchecked(ch0.channel_id(), std::slice::from_ref(&t2))
+        .unwrap();
+    let key_bytes: Vec<[u8; 32]> = ch0
+        .config()
+        .params
+        .participants
+        .iter()
+        .map(|p| p.state_key.serialize())
+        .collect();
+    let pending_root = ledger::StateTree::new(ch0.channel_id(), &key_bytes, &pending_ledger)
         .unwrap()
         .root();
     let actions = ch0.propose(vec![t2]).unwrap();
@@ -397,9 +406,13 @@ fn balance_provable_against_cosigned_root() {
     let mut net = create_network(3);
     net.open_channel(&[sat(5_000_000), sat(3_000_000), sat(2_000_000)]);
     net.transfer(0, 2, sat(100_000));
-    let ch = net.nodes[2].channel.as_ref().unwrap();
-    let ledger = ch.ledger();
-    let root = ledger.root();
+    let ch = net.nodes[2].channel.as_mut().unwrap();
+    let old_root = ch.state_root();
+    let old_proof = ch.prove_balance(2).unwrap();
+    net.transfer(1, 2, sat(50_000));
+    let ch = net.nodes[2].channel.as_mut().unwrap();
+    let ledger = ch.ledger().clone();
+    let root = ch.state_root();
     let keys: Vec<_> = ch
         .config()
         .params
@@ -408,6 +421,7 @@ fn balance_provable_against_cosigned_root() {
         .map(|p| DefaultBackend::parse_xonly_public(&p.state_key.serialize()).unwrap())
         .collect();
     let sigs = ch.state_signatures();
+    // The root is co-signed by all three for this version (and only this version).
     ledger::verify_state_signatures(ch.channel_id(), ledger.version, &root, &keys, &sigs, 0..3)
         .unwrap();
     assert_eq!(
@@ -422,10 +436,24 @@ fn balance_provable_against_cosigned_root() {
         Err(0),
         "no replay on another version"
     );
-    for (id, out) in ledger.outputs_of(2) {
-        let proof = ledger.prove(id).unwrap();
-        assert_eq!(proof.output, *out);
-        assert!(proof.verify(&root));
+    // Participant 2 proves its outputs with a merkle-proofs inclusion proof against that root.
+    let proof = ch.prove_balance(2).unwrap();
+    assert_eq!(proof.version, ledger.version);
+    assert_eq!(proof.outputs.len(), ledger.outputs_of(2).count());
+    merkle_proofs::verify(&merkle_proofs::Root(root), &proof.proof).unwrap();
+    let key2 = ch.config().params.participants[2].state_key.serialize();
+    assert_eq!(
+        proof.verify(ch.channel_id(), &key2, &root).unwrap(),
+        ledger.balances()[2]
+    );
+    assert_eq!(ledger.balances()[2], sat(2_150_000));
+    // A proof of the previous version does not verify against this root, nor this one against it.
+    assert!(merkle_proofs::verify(&merkle_proofs::Root(root), &old_proof.proof).is_err());
+    assert!(merkle_proofs::verify(&merkle_proofs::Root(old_root), &proof.proof).is_err());
+    assert!(proof.verify(ch.channel_id(), &key2, &old_root).is_err());
+    // Every participant computed the same root.
+    for node in &net.nodes {
+        assert_eq!(node.channel.as_ref().unwrap().state_root(), root);
     }
 }
 

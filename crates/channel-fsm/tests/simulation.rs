@@ -35,7 +35,7 @@ fn check_invariants(net: &Network, total: Amount, seed: u64, step: usize) {
         );
         let sum: Amount = ledger.balances().iter().copied().sum();
         assert_eq!(sum, total, "seed {seed} step {step}: node {i} balances");
-        versions.push((ledger.version, ledger.root(), i));
+        versions.push((ledger.version, ch.state_root(), i));
     }
     for a in &versions {
         for b in &versions {
