@@ -2,9 +2,12 @@
 //! libsecp256k1 (through `bitcoin::secp256k1`) as the default backend and k256 (pure Rust, feature
 //! `k256-backend`) as the alternative. ECDSA is deterministic (RFC 6979) and low-S; Schnorr is BIP340.
 //!
-//! Messages are 32-byte digests: that is all Bitcoin and the channel protocol sign, and it is what the
-//! `bitcoin::secp256k1` 0.29 API accepts. The k256 backend additionally offers BIP340 over messages of
-//! any length (`K256Backend::schnorr_sign_raw`, feature `k256-backend`).
+//! ECDSA signs 32-byte digests. BIP340 Schnorr takes messages of any length (BIP340 allows it; its
+//! vectors 15–18 use 0, 1, 17 and 100 bytes) in both backends. On libsecp256k1, 32-byte messages (all
+//! that Bitcoin and the channel protocol sign) go through `bitcoin::secp256k1` 0.29, whose API takes
+//! 32 bytes only; other lengths through the `secp256k1` 0.31 crate (dependency `secp256k1-anylen`),
+//! a second build of the same C library whose symbols are version-prefixed, so both link side by
+//! side. Every context is created once per process ([`secp`]).
 
 use std::sync::OnceLock;
 
@@ -70,15 +73,15 @@ pub trait SigBackend: Send + Sync + 'static {
         digest: &[u8; 32],
         sig: &[u8; 64],
     ) -> Result<(), SigError>;
-    /// BIP340 signature over a 32-byte message with the given auxiliary randomness.
-    fn schnorr_sign(keypair: &Self::Keypair, msg: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64];
-    /// Verifies a BIP340 signature over a 32-byte message.
+    /// BIP340 signature over a message of any length with the given auxiliary randomness.
+    fn schnorr_sign(keypair: &Self::Keypair, msg: &[u8], aux_rand: &[u8; 32]) -> [u8; 64];
+    /// Verifies a BIP340 signature over a message of any length.
     ///
     /// # Errors
     /// [`SigError::MalformedSignature`] or [`SigError::BadSignature`].
     fn schnorr_verify(
         public: &Self::XOnlyPublic,
-        msg: &[u8; 32],
+        msg: &[u8],
         sig: &[u8; 64],
     ) -> Result<(), SigError>;
 }
@@ -87,6 +90,12 @@ pub trait SigBackend: Send + Sync + 'static {
 pub fn secp() -> &'static Secp256k1<All> {
     static CTX: OnceLock<Secp256k1<All>> = OnceLock::new();
     CTX.get_or_init(Secp256k1::new)
+}
+
+/// The `secp256k1` 0.31 context for BIP340 over messages that are not 32 bytes long.
+fn secp_anylen() -> &'static secp256k1_anylen::Secp256k1<secp256k1_anylen::All> {
+    static CTX: OnceLock<secp256k1_anylen::Secp256k1<secp256k1_anylen::All>> = OnceLock::new();
+    CTX.get_or_init(secp256k1_anylen::Secp256k1::new)
 }
 
 /// The default backend: Bitcoin Core's libsecp256k1, linked through `bitcoin::secp256k1`.
@@ -136,22 +145,40 @@ impl SigBackend for Secp256k1Backend {
             .verify_ecdsa(&msg, &sig, public)
             .map_err(|_| SigError::BadSignature)
     }
-    fn schnorr_sign(keypair: &Keypair, msg: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64] {
-        let msg = Message::from_digest(*msg);
-        secp()
-            .sign_schnorr_with_aux_rand(&msg, keypair, aux_rand)
-            .serialize()
+    fn schnorr_sign(keypair: &Keypair, msg: &[u8], aux_rand: &[u8; 32]) -> [u8; 64] {
+        if let Ok(digest) = <[u8; 32]>::try_from(msg) {
+            let msg = Message::from_digest(digest);
+            return secp()
+                .sign_schnorr_with_aux_rand(&msg, keypair, aux_rand)
+                .serialize();
+        }
+        // A valid 0.29 keypair's secret is a valid 0.31 secret; an all-zero signature (never valid)
+        // stands for the impossible failure.
+        match secp256k1_anylen::Keypair::from_seckey_byte_array(
+            secp_anylen(),
+            keypair.secret_bytes(),
+        ) {
+            Ok(kp) => secp_anylen()
+                .sign_schnorr_with_aux_rand(msg, &kp, aux_rand)
+                .to_byte_array(),
+            Err(_) => [0u8; 64],
+        }
     }
-    fn schnorr_verify(
-        public: &XOnlyPublicKey,
-        msg: &[u8; 32],
-        sig: &[u8; 64],
-    ) -> Result<(), SigError> {
-        let sig = secp256k1::schnorr::Signature::from_slice(sig)
-            .map_err(|_| SigError::MalformedSignature)?;
-        let msg = Message::from_digest(*msg);
-        secp()
-            .verify_schnorr(&sig, &msg, public)
+    fn schnorr_verify(public: &XOnlyPublicKey, msg: &[u8], sig: &[u8; 64]) -> Result<(), SigError> {
+        if let Ok(digest) = <[u8; 32]>::try_from(msg) {
+            let sig = secp256k1::schnorr::Signature::from_slice(sig)
+                .map_err(|_| SigError::MalformedSignature)?;
+            let msg = Message::from_digest(digest);
+            return secp()
+                .verify_schnorr(&sig, &msg, public)
+                .map_err(|_| SigError::BadSignature);
+        }
+        // A parsed 0.29 key is a valid 0.31 key; the error can't happen.
+        let public = secp256k1_anylen::XOnlyPublicKey::from_byte_array(public.serialize())
+            .map_err(|_| SigError::BadSignature)?;
+        let sig = secp256k1_anylen::schnorr::Signature::from_byte_array(*sig);
+        secp_anylen()
+            .verify_schnorr(&sig, msg, &public)
             .map_err(|_| SigError::BadSignature)
     }
 }
@@ -262,12 +289,12 @@ impl SigBackend for K256Backend {
             .verify_prehash(digest, &sig)
             .map_err(|_| SigError::BadSignature)
     }
-    fn schnorr_sign(keypair: &K256Keypair, msg: &[u8; 32], aux_rand: &[u8; 32]) -> [u8; 64] {
+    fn schnorr_sign(keypair: &K256Keypair, msg: &[u8], aux_rand: &[u8; 32]) -> [u8; 64] {
         Self::schnorr_sign_raw(keypair, msg, aux_rand)
     }
     fn schnorr_verify(
         public: &k256::schnorr::VerifyingKey,
-        msg: &[u8; 32],
+        msg: &[u8],
         sig: &[u8; 64],
     ) -> Result<(), SigError> {
         Self::schnorr_verify_raw(public, msg, sig)
@@ -329,6 +356,14 @@ mod tests {
                 Secp256k1Backend::schnorr_sign(&a, &digest, &[seed; 32]),
                 K256Backend::schnorr_sign(&b, &digest, &[seed; 32])
             );
+            // Messages of other lengths take libsecp256k1's any-length path: same bytes again.
+            let msg = vec![seed; usize::from(seed) * 3];
+            let sig = Secp256k1Backend::schnorr_sign(&a, &msg, &[seed; 32]);
+            assert_eq!(sig, K256Backend::schnorr_sign(&b, &msg, &[seed; 32]));
+            let xa =
+                Secp256k1Backend::parse_xonly_public(&Secp256k1Backend::xonly_public_bytes(&a))
+                    .expect("xpk");
+            assert!(Secp256k1Backend::schnorr_verify(&xa, &msg, &sig).is_ok());
         }
     }
 
