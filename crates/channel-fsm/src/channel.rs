@@ -32,6 +32,10 @@ use crate::tx::{self, ChannelParams, DelayedSpend, FundingScript, TxError};
 pub const MIN_DEPTH_DEFAULT: u32 = 3;
 /// Largest minimum depth accepted.
 pub const MIN_DEPTH_MAX: u32 = 144;
+/// Most blocks after opening by which the funding must confirm (BOLT 2's fundee timeout: 2016).
+pub const FUNDING_TIMEOUT_MAX: u32 = 2016;
+/// Default funding deadline of [`Channel::open`]: the height at opening plus this.
+pub const FUNDING_TIMEOUT_DEFAULT: u32 = FUNDING_TIMEOUT_MAX;
 /// Version byte of persisted channel records.
 pub const RECORD_VERSION: u8 = 2;
 /// Length of the blake3 checksum that ends every record.
@@ -57,6 +61,10 @@ pub enum Phase {
     Resolved,
     /// A revoked commitment was published and our penalty confirmed.
     Penalized,
+    /// The funding did not confirm by the funding deadline (an absolute height): the channel is
+    /// given up (BOLT 2's funding timeout). Nothing was at stake unless the funding confirms later,
+    /// in which case [`Channel::force_close`] still publishes our fully signed commitment 0.
+    Abandoned,
 }
 
 /// What a participant's node is told about the chain.
@@ -111,6 +119,11 @@ pub enum Action {
 pub enum Event {
     /// The funding has enough confirmations.
     ChannelActive,
+    /// The funding did not confirm by the deadline: the channel is [`Phase::Abandoned`].
+    FundingTimedOut {
+        /// The absolute height by which it had to confirm.
+        deadline: u32,
+    },
     /// A version is fully signed here.
     VersionCommitted {
         /// The version.
@@ -355,6 +368,8 @@ struct State {
     revoked_prev: Vec<bool>,
     secrets: Vec<SecretStore>,
     funding_height: Option<u32>,
+    /// The funding must confirm at a height ≤ this, or the channel is abandoned.
+    funding_deadline: u32,
     height: u32,
     close: Option<CloseState>,
     onchain: Option<OnChain>,
@@ -391,7 +406,8 @@ fn fee_reserve(params: &ChannelParams) -> Amount {
 }
 
 impl<S: Signer> Channel<S> {
-    /// Opens participant `me`'s side of a channel at block `height`: signs version 0.
+    /// Opens participant `me`'s side of a channel at block `height`: signs version 0. The funding
+    /// must confirm by height `height + FUNDING_TIMEOUT_DEFAULT`.
     ///
     /// # Errors
     /// [`ChannelError::Config`] and builder errors.
@@ -401,6 +417,28 @@ impl<S: Signer> Channel<S> {
         signer: S,
         height: u32,
     ) -> Result<(Self, Vec<Action>), ChannelError> {
+        let deadline = height.saturating_add(FUNDING_TIMEOUT_DEFAULT);
+        Self::open_with_deadline(config, me, signer, height, deadline)
+    }
+
+    /// As [`Channel::open`], with the absolute height `funding_deadline` by which the funding must
+    /// confirm (`height < funding_deadline ≤ height + FUNDING_TIMEOUT_MAX`); at a block of that
+    /// height or above without the funding confirmed, the channel is [`Phase::Abandoned`].
+    ///
+    /// # Errors
+    /// [`ChannelError::Config`] (also for a deadline out of range) and builder errors.
+    pub fn open_with_deadline(
+        config: ChannelConfig,
+        me: u16,
+        signer: S,
+        height: u32,
+        funding_deadline: u32,
+    ) -> Result<(Self, Vec<Action>), ChannelError> {
+        if funding_deadline <= height || funding_deadline - height > FUNDING_TIMEOUT_MAX {
+            return Err(ChannelError::Config {
+                reason: "funding deadline not within FUNDING_TIMEOUT_MAX blocks after opening",
+            });
+        }
         tx::check_params(&config.params)?;
         let n = config.params.participants.len();
         if usize::from(me) >= n {
@@ -474,6 +512,7 @@ impl<S: Signer> Channel<S> {
             revoked_prev: vec![true; n],
             secrets: vec![SecretStore::new(); n],
             funding_height: None,
+            funding_deadline,
             height,
             close: None,
             onchain: None,
@@ -701,6 +740,10 @@ impl<S: Signer> Channel<S> {
     pub fn prove_balance(&mut self, owner: u16) -> Result<BalanceProof, ChannelError> {
         self.tree.sync(&self.state.ledger)?;
         Ok(self.tree.prove_balance(owner)?)
+    }
+    /// The absolute height by which the funding must confirm.
+    pub fn funding_deadline(&self) -> u32 {
+        self.state.funding_deadline
     }
     /// Whether an update is in flight.
     pub fn pending_version(&self) -> Option<u64> {
@@ -1040,6 +1083,13 @@ impl<S: Signer> Channel<S> {
         next_point: PublicKey,
     ) -> Result<Vec<Action>, ChannelError> {
         let f = usize::from(from);
+        if self.state.phase == Phase::Abandoned {
+            // Completing version 0 now would make the funder broadcast the funding.
+            return Err(ChannelError::WrongPhase {
+                what: "sign",
+                phase: self.state.phase,
+            });
+        }
         if commitment_sigs.len() != self.n() {
             return Err(ChannelError::Malformed {
                 what: "commitment signatures",
@@ -1281,6 +1331,21 @@ impl<S: Signer> Channel<S> {
         Ok(self.commit(next, vec![Action::Broadcast { tx }]))
     }
 
+    /// The funding deadline is an absolute timelock checked against the height we were given: a
+    /// block at or above it with the funding still unconfirmed abandons an opening channel.
+    fn check_funding_deadline(next: &mut State, out: &mut Vec<Action>) {
+        if next.phase == Phase::Opening
+            && next.funding_height.is_none()
+            && next.height >= next.funding_deadline
+        {
+            next.phase = Phase::Abandoned;
+            next.last_sent.clear();
+            out.push(Action::Event(Event::FundingTimedOut {
+                deadline: next.funding_deadline,
+            }));
+        }
+    }
+
     fn maybe_activate(&self, next: &mut State, out: &mut Vec<Action>) {
         if next.phase == Phase::Opening
             && next.complete
@@ -1338,6 +1403,7 @@ impl<S: Signer> Channel<S> {
             }
         }
         self.maybe_activate(&mut next, &mut out);
+        Self::check_funding_deadline(&mut next, &mut out);
         self.on_height(&mut next, &mut out)?;
         if out.is_empty() {
             // Only the height moved: nothing worth a record (a restart from an older height is

@@ -5,7 +5,7 @@
 
 mod common;
 
-use channel_fsm::channel::{ChannelError, Event, Phase};
+use channel_fsm::channel::{Channel, ChannelError, Event, Phase};
 use channel_fsm::ledger::{self, state_digest};
 use channel_fsm::msg::{self, Message, Sig};
 use channel_fsm::sig::{DefaultBackend, SigBackend};
@@ -548,4 +548,90 @@ fn records_restore_exactly_and_corruption_is_detected() {
     assert!(Channel::restore(&vec![0u8; RECORD_SIZE_MAX + 1], signer.clone()).is_err());
     // Another participant's signer can't load it.
     assert!(Channel::restore(&record, net.nodes[1].signer.clone()).is_err());
+}
+
+#[test]
+fn funding_not_confirmed_by_the_deadline_abandons_the_channel() {
+    use channel_fsm::channel::{
+        Action, ChainEvent, FUNDING_TIMEOUT_DEFAULT, FUNDING_TIMEOUT_MAX, MIN_DEPTH_DEFAULT,
+    };
+    let block = |height: u32, txs: Vec<bitcoin::Transaction>| ChainEvent::Block { height, txs };
+    let timed_out = |actions: &[Action]| {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Event(Event::FundingTimedOut { deadline }) => Some(*deadline),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut net = create_network(2);
+    let opened_at = net.chain.height;
+    let config = net.open_unconfirmed(&[sat(6_000_000), sat(4_000_000)]);
+    let deadline = opened_at + FUNDING_TIMEOUT_DEFAULT;
+    let funding = config.funding_tx.clone();
+    for node in 0..2 {
+        net.take_events(node);
+    }
+    net.broadcasts.clear(); // never mined here: these channels are driven by hand below
+    let mut ch0 = net.nodes[0].channel.take().unwrap();
+    let mut ch1 = net.nodes[1].channel.take().unwrap();
+    assert_eq!(ch0.funding_deadline(), deadline);
+    assert_eq!(ch0.phase(), Phase::Opening);
+
+    // Just below the deadline without the funding: still opening.
+    assert!(timed_out(&ch0.handle_chain(block(deadline - 1, vec![])).unwrap()).is_empty());
+    assert_eq!(ch0.phase(), Phase::Opening);
+    let before_deadline = ch0.clone();
+    // At the deadline without the funding: abandoned, with the event.
+    assert_eq!(
+        timed_out(&ch0.handle_chain(block(deadline, vec![])).unwrap()),
+        vec![deadline]
+    );
+    assert_eq!(ch0.phase(), Phase::Abandoned);
+    // The funding confirming afterwards does not revive it, and no update is accepted.
+    ch0.handle_chain(block(deadline + 1, vec![funding.clone()]))
+        .unwrap();
+    assert_eq!(ch0.phase(), Phase::Abandoned);
+    assert!(matches!(
+        ch0.close(),
+        Err(ChannelError::WrongPhase {
+            phase: Phase::Abandoned,
+            ..
+        })
+    ));
+    // Above the deadline (blocks skipped): abandoned too.
+    let mut late = before_deadline;
+    assert_eq!(
+        timed_out(&late.handle_chain(block(deadline + 1, vec![])).unwrap()),
+        vec![deadline]
+    );
+    assert_eq!(late.phase(), Phase::Abandoned);
+
+    // The funding confirming in the block at the deadline is in time: active after min depth.
+    assert!(timed_out(&ch1.handle_chain(block(deadline, vec![funding])).unwrap()).is_empty());
+    assert_eq!(ch1.phase(), Phase::Opening);
+    ch1.handle_chain(block(deadline + MIN_DEPTH_DEFAULT - 1, vec![]))
+        .unwrap();
+    assert_eq!(ch1.phase(), Phase::Active);
+
+    // The deadline itself is bounded: FUNDING_TIMEOUT_MAX blocks after opening, not one more.
+    let signer = net.nodes[0].signer.clone();
+    let h = 500;
+    assert!(
+        Channel::open_with_deadline(
+            config.clone(),
+            0,
+            signer.clone(),
+            h,
+            h + FUNDING_TIMEOUT_MAX
+        )
+        .is_ok()
+    );
+    for bad in [h + FUNDING_TIMEOUT_MAX + 1, h] {
+        assert!(matches!(
+            Channel::open_with_deadline(config.clone(), 0, signer.clone(), h, bad),
+            Err(ChannelError::Config { .. })
+        ));
+    }
 }

@@ -299,6 +299,17 @@ impl Network {
     /// Opens one channel among all nodes, funded by node 0, with `balances` (participant order,
     /// summing to the funding amount), and mines until it is active.
     pub fn open_channel(&mut self, balances: &[Amount]) -> ChannelConfig {
+        let config = self.open_unconfirmed(balances);
+        for _ in 0..MIN_DEPTH_DEFAULT {
+            self.mine();
+        }
+        self.expect_event_everywhere(|e| matches!(e, Event::ChannelActive));
+        self.broadcasts.clear();
+        config
+    }
+
+    /// As [`Network::open_channel`] up to the funder's broadcast of the funding (nothing mined).
+    pub fn open_unconfirmed(&mut self, balances: &[Amount]) -> ChannelConfig {
         let n = self.n();
         let participants: Vec<_> = self.nodes.iter().map(|x| x.signer.keys()).collect();
         let funding_amount: Amount = balances.iter().copied().sum();
@@ -356,11 +367,6 @@ impl Network {
         }
         self.deliver_all();
         assert_eq!(self.broadcasts.len(), 1, "funder broadcast the funding tx");
-        for _ in 0..MIN_DEPTH_DEFAULT {
-            self.mine();
-        }
-        self.expect_event_everywhere(|e| matches!(e, Event::ChannelActive));
-        self.broadcasts.clear();
         config
     }
 
