@@ -9,6 +9,7 @@ use anyhow::{Context, anyhow};
 use bitcoin::{Network, OutPoint};
 
 use crate::chain::Chain;
+use crate::commit;
 use crate::datadir::{self, Paths, StoreBackend};
 use crate::ingest;
 use crate::report::format_btc;
@@ -162,13 +163,22 @@ pub fn snapshot(
     let index = || datadir::read_headers(&Paths::new(datadir).headers, network);
     match op {
         SnapshotOp::Export => {
+            if store.tip().is_none() {
+                return Err(wal_store::StoreError::Empty.into());
+            }
+            // The tip's root, rebuilt from the coins being exported and checked against the root
+            // logged with the tip block (or the snapshot the store came from).
+            let (commitment, _) = commit::load(&mut store)?;
+            let root = commitment.root();
+            drop(commitment);
             let mut w = create()?;
-            let h = store.export_snapshot(&mut w)?;
+            let info = store.export_snapshot_with_root(&mut w, Some(root.0))?;
             w.flush()?;
             w.get_ref().sync_all()?;
+            let h = info.header;
             eprintln!(
-                "exported {} coins at height {} ({})",
-                h.coins, h.tip.height, h.tip.hash
+                "exported {} coins at height {} ({}), format version {}, commitment root {root}",
+                h.coins, h.tip.height, h.tip.hash, info.version
             );
         }
         SnapshotOp::DumpCore => {
@@ -183,13 +193,43 @@ pub fn snapshot(
         }
         SnapshotOp::Import => {
             let index = index()?;
-            let h = store.import_snapshot(open()?, |tip| {
-                index.get(&tip.hash).is_some_and(|e| e.height == tip.height)
-            })?;
+            let mut check = commit::ImportCheck::default();
+            let info = store
+                .import_snapshot_checked(
+                    open()?,
+                    |tip| index.get(&tip.hash).is_some_and(|e| e.height == tip.height),
+                    &mut check,
+                )
+                .map_err(|e| match e {
+                    wal_store::StoreError::Snapshot(
+                        m @ wal_store::SnapshotError::CommitmentMismatch { .. },
+                    ) => anyhow!(
+                        "refusing {}: {m}; nothing was imported, the datadir is as before",
+                        file.display()
+                    ),
+                    e => anyhow::Error::from(e).context(format!("importing {}", file.display())),
+                })?;
+            let h = info.header;
             eprintln!(
                 "imported {} coins at height {} ({})",
                 h.coins, h.tip.height, h.tip.hash
             );
+            match (info.commitment_root, check.rebuilt) {
+                (Some(_), Some((root, n, took))) => eprintln!(
+                    "commitment root {root} of the file matches its coins (rebuilt over {n} coins in {} ms)",
+                    took.as_millis()
+                ),
+                (Some(root), None) => eprintln!(
+                    "commitment root {} of the file matches its coins",
+                    merkle_proofs::Root(root)
+                ),
+                (None, _) => eprintln!(
+                    "warning: {} is snapshot format version {}, which carries no commitment root: \
+                     imported without a root check (the root is rebuilt from the coins; utxo-stats shows it)",
+                    file.display(),
+                    info.version
+                ),
+            }
         }
         SnapshotOp::LoadCore(expected) => {
             let index = index()?;

@@ -4,8 +4,11 @@
 //! Persistence strategy: the commitment is derived data, never written to disk. Every command that
 //! needs it rebuilds it from the stored coins with `Commitment::from_sorted_coins` (deterministic: the
 //! root depends only on the set), then compares it with the `commitment_root` that `import-blocks`
-//! logged with the tip block, when the store still has that record. `import-blocks` keeps it
-//! updated per block from each block's change set and logs the new root with the block.
+//! logged with the tip block, when the store still has that record (or, for a tip loaded from a
+//! snapshot of our format version 2, the root that snapshot carried). `import-blocks` keeps it
+//! updated per block from each block's change set and logs the new root with the block;
+//! `snapshot import` rebuilds it from the imported coins ([`ImportCheck`]) and refuses a file whose
+//! root differs.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -35,8 +38,10 @@ pub fn rebuild<'a>(
     Ok((c, took))
 }
 
-/// Compares `root` with the root logged with the store's tip block, when that record is still kept
-/// and carries one (blocks imported before roots were logged, or a tip from a snapshot, do not).
+/// Compares `root` with the root recorded for the store's tip: the one logged with the tip block,
+/// when that record is still kept and carries one, else the one of the snapshot (our format
+/// version 2) the store was loaded from, when the tip is still that snapshot's block. Blocks
+/// imported before roots were logged, and tips from a version-1 or Core snapshot, have none.
 ///
 /// # Errors
 /// A mismatch (the stored coins are not the set the tip's record committed to), store errors.
@@ -58,7 +63,43 @@ pub fn check_logged(store: &Store, root: &Root) -> anyhow::Result<()> {
             Root(logged)
         );
     }
+    if logged.is_none()
+        && let Some((at, imported)) = store.snapshot_root()?
+        && at == tip
+        && imported != root.0
+    {
+        bail!(
+            "the stored coins commit to root {root}, but the snapshot loaded at block {} (height {}) carried root {}",
+            tip.hash,
+            tip.height,
+            Root(imported)
+        );
+    }
     Ok(())
+}
+
+/// The commitment check of `snapshot import`: keeps the coins as the import streams them, then
+/// rebuilds the commitment from them (the same `Commitment::from_sorted_coins` as at open) so
+/// wal-store can compare its root with the file's before the import's last transaction commits.
+#[derive(Default)]
+pub struct ImportCheck {
+    coins: Vec<(OutPoint, Coin)>,
+    /// The rebuilt root and how long the rebuild took, once `root` was called.
+    pub rebuilt: Option<(Root, usize, Duration)>,
+}
+
+impl wal_store::snapshot::CommitmentCheck for ImportCheck {
+    fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
+        self.coins.push((*outpoint, coin.clone()));
+    }
+
+    fn root(&mut self) -> Result<[u8; 32], String> {
+        let coins = std::mem::take(&mut self.coins);
+        let (c, took) = rebuild(coins.iter().map(|(o, c)| (o, c))).map_err(|e| format!("{e:#}"))?;
+        let root = c.root();
+        self.rebuilt = Some((root, c.len(), took));
+        Ok(root.0)
+    }
 }
 
 /// Reads every stored coin, rebuilds the commitment and checks it against the logged root.

@@ -23,7 +23,8 @@
 //! UTXO commitment (`merkle-proofs`, a blake3 root that depends only on the set; `utxo-stats` and
 //! `verify-chain` print it as `commitment_root` beside Core's figures). Persistence strategy: it is
 //! **rebuilt deterministically at open** from the stored coins with
-//! `merkle_proofs::Commitment::from_sorted_coins`, never stored itself. `import-blocks` then keeps
+//! `merkle_proofs::Commitment::from_sorted_coins`, never stored itself (only its root is, in WAL
+//! records and snapshots). `import-blocks` then keeps
 //! it updated per block from each block's `ChangeSet` (`apply_change_set`, `revert_change_set` when
 //! a reorganisation disconnects a block) and logs the root after each block in the block's WAL
 //! record (`commitment_root`). Every rebuild (open of `import-blocks`, `utxo-stats`, `prove`) is
@@ -36,6 +37,31 @@
 //! debug build. Most of it at this size is the fixed part (65,536 pages and the upper tree); the
 //! per-coin part is one blake3 hash each plus a sort, so it grows linearly with the set (the
 //! benches' `merkle_rebuild` group measures it at 1M coins).
+//!
+//! Snapshots carry the root too. `snapshot export` writes our format version 2 with the tip's root
+//! in the header (rebuilt from the exported coins and checked against the tip's logged root first;
+//! byte layout in `crates/wal-store/docs/FORMAT.md`). `snapshot import` keeps the coins as wal-store
+//! streams them, rebuilds the commitment from them with the same `from_sorted_coins` and lets
+//! wal-store compare it with the file's root *before* the import's last transaction: on a mismatch
+//! the error names both roots, the exit status is non-zero and the committed chunks are wiped (the
+//! `import_in_progress` path), so the datadir is as before. On a match the store keeps the root
+//! (`Store::snapshot_root`) and later opens check their rebuild against it while the tip is still
+//! the snapshot's block. Version-1 files (no root) still import, with a warning on stderr. Bitcoin
+//! Core's `dumptxoutset` format (`dump-core` / `load-core`) stays byte-identical to Core's and so
+//! cannot carry the root: after `load-core` the root is rebuilt with nothing to check it against.
+//! **Rebuild-at-import cost**, measured on the bundled regtest snapshot (height 200, 15,000 coins;
+//! debug build, whose dependencies and `merkle-proofs` are optimised; 5 runs of
+//! `l2btc snapshot import` into a headers-only datadir, load average ≈ 4): the rebuild took
+//! 59–62 ms (printed by the import), the whole import 0.30–0.39 s wall / 0.22–0.28 s user CPU
+//! against 0.24–0.42 s wall / 0.21–0.22 s user for the same set in a version-1 file (no rebuild),
+//! and peak RSS 18 MB against 9 MB (the commitment's fixed 65,536 pages plus the coins held for the
+//! rebuild). At 1M coins the rebuild is the benches' one-shot figure: `merkle_rebuild/ours/1000000`
+//! 1.87 s mean (criterion, last `cargo xtask bench` run; 1.69 s in `bench-figures/merkle.tsv`,
+//! 1.9 s in the `merkle-proofs` docs, 12.5–17.4 s at 10M), beside `wal_snapshot/import_ours/
+//! synthetic` at 2.74 s for its ≈ 0.22M coins (200,000 initial coins plus 24 blocks of 1,000
+//! transactions; 17.3 MB), ≈ 12–14 s extrapolated to 1M, so the check adds roughly 15% to an
+//! import of that size (an estimate from two benches, not one measured run). Like the rebuild at open, it holds the imported coins in memory
+//! (the node's in-memory set does so anyway once `import-blocks` opens the datadir).
 //!
 //! Durability contract of `import-blocks`: a line `durable <height> <hash>` (or
 //! `disconnected <height> <hash>` in a reorganisation) is printed only after the group commit that
@@ -175,23 +201,36 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum SnapshotCommand {
-    /// Write the stored set in our checksummed snapshot format.
+    /// Write the stored set in our checksummed snapshot format (version 2), which carries the
+    /// tip's commitment root (rebuilt from the coins and checked against the tip's logged root).
     Export {
         /// Output file.
         file: PathBuf,
     },
-    /// Load a snapshot in our format into an empty datadir (its block must be in the header index).
+    /// Load a snapshot in our format into an empty datadir (its block must be in the header index),
+    /// refusing it unless its coins commit to the root it carries.
+    ///
+    /// The commitment is rebuilt from the imported coins and must equal the root in the file;
+    /// on a mismatch nothing is imported (exit status non-zero, the datadir is as before). Files of
+    /// format version 1 carry no root: they import with a warning.
     Import {
         /// Input file.
         file: PathBuf,
     },
-    /// Write the stored set in Bitcoin Core's `dumptxoutset` format.
+    /// Write the stored set in Bitcoin Core's `dumptxoutset` format (byte-identical to Core's, so
+    /// without our commitment root).
+    ///
+    /// The file is byte-identical to Core's, so it cannot carry our commitment root (use `export`
+    /// for a snapshot that does).
     DumpCore {
         /// Output file.
         file: PathBuf,
     },
     /// Load a Bitcoin Core `dumptxoutset` file into an empty datadir (its base block must be in the
-    /// header index: run `import-blocks --headers-only` first).
+    /// header index: run `import-blocks --headers-only` first); it carries no commitment root.
+    ///
+    /// Core's format carries no commitment root: the root is rebuilt from the loaded coins
+    /// (`utxo-stats` shows it) with nothing to check it against.
     LoadCore {
         /// Input file.
         file: PathBuf,
