@@ -270,4 +270,94 @@ mod tests {
         assert!(err.to_string().contains("NOT valid"), "{err}");
         assert!(describe(&proof.claims[0]).contains("1000 sat, height 9"));
     }
+
+    /// A store holding one block of `n` coins, and the commitment root of that set.
+    fn one_block_store(dir: &Path, n: u32) -> (Store, Root) {
+        use bitcoin::{Amount, BlockHash, ScriptBuf};
+        use utxo_core::{BlockUndo, ChangeSet};
+        let (mut store, _) =
+            Store::open(dir, wal_store::StoreOptions::new(Network::Regtest)).unwrap();
+        let created: Vec<(OutPoint, Coin)> = (0..n)
+            .map(|i| {
+                let op = OutPoint {
+                    txid: Txid::from_byte_array([7; 32]),
+                    vout: i,
+                };
+                let coin = Coin {
+                    amount: Amount::from_sat(1_000 + u64::from(i)),
+                    height: 0,
+                    is_coinbase: true,
+                    script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+                };
+                (op, coin)
+            })
+            .collect();
+        let root = rebuild(created.iter().map(|(o, c)| (o, c)))
+            .unwrap()
+            .0
+            .root();
+        let changes = ChangeSet {
+            created,
+            spent: Vec::new(),
+        };
+        let _ = store
+            .append_block(&wal_store::BlockRecord {
+                height: 0,
+                hash: BlockHash::from_byte_array([1; 32]),
+                prev_hash: BlockHash::all_zeros(),
+                changes: &changes,
+                undo: &BlockUndo::default(),
+                commitment_root: Some(root.0),
+            })
+            .unwrap();
+        store.commit_pending().unwrap();
+        (store, root)
+    }
+
+    #[test]
+    fn snapshot_root_is_checked_at_import_and_kept_for_later_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut src, root) = one_block_store(dir.path(), 5);
+        let (c, _) = load(&mut src).unwrap();
+        assert_eq!(c.root(), root);
+        let mut good = Vec::new();
+        src.export_snapshot_with_root(&mut good, Some(root.0))
+            .unwrap();
+        let mut wrong = Vec::new();
+        src.export_snapshot_with_root(&mut wrong, Some([0xee; 32]))
+            .unwrap();
+
+        // The checked import refuses the wrong root and stores nothing.
+        let d2 = tempfile::tempdir().unwrap();
+        let (mut store, _) =
+            Store::open(d2.path(), wal_store::StoreOptions::new(Network::Regtest)).unwrap();
+        let mut check = ImportCheck::default();
+        let err = store
+            .import_snapshot_checked(&wrong[..], |_| true, &mut check)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&"ee".repeat(32)) && err.contains(&root.to_string()),
+            "{err}"
+        );
+        assert_eq!(store.tip(), None);
+        assert_eq!(check.rebuilt.map(|r| (r.0, r.1)), Some((root, 5)));
+
+        // Imported without the check (wal-store's unchecked path), the wrong root is kept and
+        // every later rebuild is checked against it while the tip is the snapshot's block.
+        store.import_snapshot(&wrong[..], |_| true).unwrap();
+        let err = load(&mut store).unwrap_err().to_string();
+        assert!(err.contains("snapshot loaded at block"), "{err}");
+        drop(store);
+
+        // The genuine file imports checked, and later opens agree with its root.
+        let d3 = tempfile::tempdir().unwrap();
+        let (mut store, _) =
+            Store::open(d3.path(), wal_store::StoreOptions::new(Network::Regtest)).unwrap();
+        let info = store
+            .import_snapshot_checked(&good[..], |_| true, &mut ImportCheck::default())
+            .unwrap();
+        assert_eq!(info.commitment_root, Some(root.0));
+        assert_eq!(load(&mut store).unwrap().0.root(), root);
+    }
 }
