@@ -801,7 +801,9 @@ impl<S: Signer> Channel<S> {
         let mut commitment_sigs = vec![Sig([0; 64]); n];
         let mut my_digest = [0u8; 32];
         for (h, sig) in commitment_sigs.iter_mut().enumerate() {
-            let c = tx::build_commitment(params, h, version, &balances, &next.next_points[h])?;
+            let point = &next.next_points[h];
+            let derived = self.signer.delayed_keys(params, me, h, version, point)?;
+            let c = tx::build_commitment_with_keys(params, h, version, &balances, &derived)?;
             let digest = script.sighash(&c.tx, 0, funding_out)?;
             if h == me {
                 my_digest = digest;

@@ -216,6 +216,51 @@ pub fn derive_revocation_pubkey(
     a.combine(&b).map_err(|_| KeyError::InvalidTweak)
 }
 
+/// [`derive_revocation_pubkey`] for the owner of the revocation basepoint (it holds
+/// `revocation_basepoint_secret`): `(secret·t1)·G + per_commitment_point·t2`, one generator
+/// multiplication (precomputed table) in place of a variable-base one. Same result.
+///
+/// # Errors
+/// [`KeyError::InvalidTweak`] (negligible probability).
+pub fn derive_revocation_pubkey_as_revoker(
+    revocation_basepoint_secret: &SecretKey,
+    revocation_basepoint: &PublicKey,
+    per_commitment_point: &PublicKey,
+) -> Result<PublicKey, KeyError> {
+    let t1 = scalar_of(hash2(revocation_basepoint, per_commitment_point))?;
+    let t2 = scalar_of(hash2(per_commitment_point, revocation_basepoint))?;
+    let a = revocation_basepoint_secret
+        .mul_tweak(&t1)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    let a = PublicKey::from_secret_key(secp(), &a);
+    let b = per_commitment_point
+        .mul_tweak(secp(), &t2)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+}
+
+/// [`derive_revocation_pubkey`] for the commitment's holder (it holds `per_commitment_secret`):
+/// `revocation_basepoint·t1 + (secret·t2)·G`. Same result, one variable-base multiplication.
+///
+/// # Errors
+/// [`KeyError::InvalidTweak`] (negligible probability).
+pub fn derive_revocation_pubkey_as_holder(
+    revocation_basepoint: &PublicKey,
+    per_commitment_secret: &SecretKey,
+    per_commitment_point: &PublicKey,
+) -> Result<PublicKey, KeyError> {
+    let t1 = scalar_of(hash2(revocation_basepoint, per_commitment_point))?;
+    let t2 = scalar_of(hash2(per_commitment_point, revocation_basepoint))?;
+    let a = revocation_basepoint
+        .mul_tweak(secp(), &t1)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    let b = per_commitment_secret
+        .mul_tweak(&t2)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    let b = PublicKey::from_secret_key(secp(), &b);
+    a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+}
+
 /// Appendix E: `revocation_basepoint_secret·SHA256(revocation_basepoint || per_commitment_point)
 /// + per_commitment_secret·SHA256(per_commitment_point || revocation_basepoint)`.
 ///

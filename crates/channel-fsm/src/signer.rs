@@ -6,7 +6,7 @@ use bitcoin::secp256k1::{Keypair, PublicKey, SecretKey};
 
 use crate::keys::{self, KeyError};
 use crate::sig::{DefaultBackend, SigBackend, secp};
-use crate::tx::{FundingScript, ParticipantKeys};
+use crate::tx::{ChannelParams, DelayedKeys, FundingScript, ParticipantKeys, TxError};
 
 /// What the channel state machine asks of a participant's keys. Implementations may live in another
 /// process or device; everything is deterministic (RFC 6979 / BIP340 without auxiliary randomness), so
@@ -38,6 +38,25 @@ pub trait Signer: Send + Sync {
     /// # Errors
     /// [`KeyError::InvalidTweak`].
     fn revocation_privkey(&self, per_commitment_secret: &[u8; 32]) -> Result<SecretKey, KeyError>;
+    /// The keys of `holder`'s delayed output on commitment `number`, whose per-commitment point is
+    /// `point`, for this signer as participant `me`. Must equal [`DelayedKeys::derive`] (the
+    /// default); a signer holding the secrets may use them to replace variable-base
+    /// multiplications by generator ones ([`keys::derive_revocation_pubkey_as_holder`] on its own
+    /// commitment, [`keys::derive_revocation_pubkey_as_revoker`] for its revocation key on others').
+    ///
+    /// # Errors
+    /// [`TxError::NoSuchParticipant`], [`TxError::Key`].
+    fn delayed_keys(
+        &self,
+        params: &ChannelParams,
+        me: usize,
+        holder: usize,
+        number: u64,
+        point: &PublicKey,
+    ) -> Result<DelayedKeys, TxError> {
+        let _ = (me, number);
+        DelayedKeys::derive(params, holder, point)
+    }
 }
 
 /// All keys in memory, derived from a seed: `secret_k = SHA256(seed || k)` for k in 0..=4, shachain
@@ -140,5 +159,85 @@ impl Signer for InMemorySigner {
         let pcs =
             SecretKey::from_slice(per_commitment_secret).map_err(|_| KeyError::InvalidTweak)?;
         keys::derive_revocation_privkey(&self.revocation_base, &pcs)
+    }
+    fn delayed_keys(
+        &self,
+        params: &ChannelParams,
+        me: usize,
+        holder: usize,
+        number: u64,
+        point: &PublicKey,
+    ) -> Result<DelayedKeys, TxError> {
+        let h = params
+            .participants
+            .get(holder)
+            .ok_or(TxError::NoSuchParticipant { index: holder })?;
+        let delayed = keys::derive_pubkey(&h.delayed_payment_basepoint, point)?;
+        // Our own commitment: `point` is ours (the channel only passes our point for `number`).
+        let own_secret = if holder == me {
+            let s = self.per_commitment_secret(number)?;
+            Some(SecretKey::from_slice(&s).map_err(|_| KeyError::InvalidTweak)?)
+        } else {
+            None
+        };
+        let mut revocation = Vec::with_capacity(params.participants.len());
+        for (j, p) in params.participants.iter().enumerate() {
+            let rb = &p.revocation_basepoint;
+            revocation.push(if j == holder {
+                None
+            } else if let Some(pcs) = &own_secret {
+                Some(keys::derive_revocation_pubkey_as_holder(rb, pcs, point)?)
+            } else if j == me {
+                Some(keys::derive_revocation_pubkey_as_revoker(
+                    &self.revocation_base,
+                    rb,
+                    point,
+                )?)
+            } else {
+                Some(keys::derive_revocation_pubkey(rb, point)?)
+            });
+        }
+        Ok(DelayedKeys {
+            delayed,
+            revocation,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bitcoin::{Amount, OutPoint};
+
+    #[test]
+    fn in_memory_delayed_keys_equal_the_public_derivation() {
+        for n in [2usize, 4] {
+            let signers: Vec<InMemorySigner> = (0..n)
+                .map(|i| InMemorySigner::from_seed([u8::try_from(i).expect("small") + 7; 32]))
+                .collect();
+            let params = ChannelParams {
+                participants: signers.iter().map(Signer::keys).collect(),
+                funding_outpoint: OutPoint::null(),
+                funding_amount: Amount::from_sat(1_000_000),
+                to_self_delay: 144,
+                feerate_per_kw: 253,
+            };
+            for number in [0u64, 1, 77] {
+                for holder in 0..n {
+                    let point = signers[holder]
+                        .per_commitment_point(number)
+                        .expect("in range");
+                    let public = DelayedKeys::derive(&params, holder, &point).expect("derive");
+                    for (me, s) in signers.iter().enumerate() {
+                        assert_eq!(
+                            s.delayed_keys(&params, me, holder, number, &point)
+                                .expect("derive"),
+                            public,
+                            "n {n} number {number} holder {holder} me {me}"
+                        );
+                    }
+                }
+            }
+        }
     }
 }

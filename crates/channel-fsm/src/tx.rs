@@ -428,6 +428,52 @@ pub fn to_local_script(revocation: &PublicKey, delay: u16, delayed: &PublicKey) 
         .into_script()
 }
 
+/// The Appendix E keys of one holder's delayed output for one per-commitment point: its delayed
+/// key and, for every other participant j, the revocation key from j's revocation basepoint
+/// (`None` at the holder's position). Derived once per commitment; [`DelayedKeys::derive`] does it
+/// from public data, the channel faster with its own secrets (same keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DelayedKeys {
+    /// `derive_pubkey(holder's delayed_payment_basepoint, point)`.
+    pub delayed: PublicKey,
+    /// `derive_revocation_pubkey(participant j's revocation_basepoint, point)`, participant order.
+    pub revocation: Vec<Option<PublicKey>>,
+}
+
+impl DelayedKeys {
+    /// Derives the keys from public data.
+    ///
+    /// # Errors
+    /// [`TxError::NoSuchParticipant`], [`TxError::Key`].
+    pub fn derive(
+        params: &ChannelParams,
+        holder: usize,
+        point: &PublicKey,
+    ) -> Result<Self, TxError> {
+        let h = params
+            .participants
+            .get(holder)
+            .ok_or(TxError::NoSuchParticipant { index: holder })?;
+        let delayed = keys::derive_pubkey(&h.delayed_payment_basepoint, point)?;
+        let revocation = params
+            .participants
+            .iter()
+            .enumerate()
+            .map(|(j, p)| {
+                if j == holder {
+                    Ok(None)
+                } else {
+                    keys::derive_revocation_pubkey(&p.revocation_basepoint, point).map(Some)
+                }
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(DelayedKeys {
+            delayed,
+            revocation,
+        })
+    }
+}
+
 /// How the holder's delayed output of a commitment is spent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DelayedOutput {
@@ -454,14 +500,34 @@ impl DelayedOutput {
     /// # Errors
     /// [`TxError::Key`], [`TxError::NoSuchParticipant`].
     pub fn new(params: &ChannelParams, holder: usize, point: &PublicKey) -> Result<Self, TxError> {
-        let h = params
-            .participants
-            .get(holder)
-            .ok_or(TxError::NoSuchParticipant { index: holder })?;
-        let delayed = keys::derive_pubkey(&h.delayed_payment_basepoint, point)?;
+        Self::with_keys(params, holder, &DelayedKeys::derive(params, holder, point)?)
+    }
+
+    /// The delayed output of `holder`'s commitment from its already derived keys.
+    ///
+    /// # Errors
+    /// [`TxError::NoSuchParticipant`], [`TxError::Key`] if a revocation key is missing.
+    pub fn with_keys(
+        params: &ChannelParams,
+        holder: usize,
+        derived: &DelayedKeys,
+    ) -> Result<Self, TxError> {
+        if holder >= params.participants.len()
+            || derived.revocation.len() != params.participants.len()
+        {
+            return Err(TxError::NoSuchParticipant { index: holder });
+        }
+        let delayed = derived.delayed;
+        let revocation_of = |j: usize| -> Result<PublicKey, TxError> {
+            derived
+                .revocation
+                .get(j)
+                .copied()
+                .flatten()
+                .ok_or(TxError::Key(KeyError::InvalidTweak))
+        };
         if params.participants.len() == 2 {
-            let other = &params.participants[1 - holder];
-            let revocation = keys::derive_revocation_pubkey(&other.revocation_basepoint, point)?;
+            let revocation = revocation_of(1 - holder)?;
             return Ok(DelayedOutput::P2wsh {
                 witness_script: to_local_script(&revocation, params.to_self_delay, &delayed),
             });
@@ -474,12 +540,12 @@ impl DelayedOutput {
             .push_opcode(OP_CHECKSIG)
             .into_script();
         let mut revocation_leaves = Vec::with_capacity(params.participants.len());
-        for (j, p) in params.participants.iter().enumerate() {
+        for j in 0..params.participants.len() {
             if j == holder {
                 revocation_leaves.push(None);
                 continue;
             }
-            let rk = keys::derive_revocation_pubkey(&p.revocation_basepoint, point)?;
+            let rk = revocation_of(j)?;
             revocation_leaves.push(Some(
                 Builder::new()
                     .push_x_only_key(&rk.x_only_public_key().0)
@@ -612,6 +678,24 @@ pub fn build_commitment(
     balances: &[Amount],
     per_commitment_point: &PublicKey,
 ) -> Result<Commitment, TxError> {
+    if holder >= params.participants.len() {
+        return Err(TxError::NoSuchParticipant { index: holder });
+    }
+    let keys = DelayedKeys::derive(params, holder, per_commitment_point)?;
+    build_commitment_with_keys(params, holder, number, balances, &keys)
+}
+
+/// [`build_commitment`] from the holder's already derived [`DelayedKeys`] for this commitment.
+///
+/// # Errors
+/// As [`build_commitment`].
+pub fn build_commitment_with_keys(
+    params: &ChannelParams,
+    holder: usize,
+    number: u64,
+    balances: &[Amount],
+    derived: &DelayedKeys,
+) -> Result<Commitment, TxError> {
     check_params(params)?;
     let n = params.participants.len();
     if holder >= n {
@@ -643,7 +727,7 @@ pub fn build_commitment(
         fee: fee.to_sat(),
     })?;
 
-    let delayed = DelayedOutput::new(params, holder, per_commitment_point)?;
+    let delayed = DelayedOutput::with_keys(params, holder, derived)?;
     let mut outputs: Vec<(usize, TxOut)> = Vec::with_capacity(n);
     for (i, value) in values.iter().enumerate() {
         if *value < DUST_LIMIT {

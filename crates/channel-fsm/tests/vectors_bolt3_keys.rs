@@ -91,9 +91,20 @@ fn appendix_e_all_four() {
                     .unwrap()
                     .secret_bytes(),
             ),
-            "revocationpubkey" => keys::derive_revocation_pubkey(&base_point, &pcp)
-                .unwrap()
-                .to_string(),
+            "revocationpubkey" => {
+                // The two secret-holder shortcuts give the same key as the public derivation.
+                let got = keys::derive_revocation_pubkey(&base_point, &pcp).unwrap();
+                assert_eq!(
+                    keys::derive_revocation_pubkey_as_revoker(&base_secret, &base_point, &pcp)
+                        .unwrap(),
+                    got
+                );
+                assert_eq!(
+                    keys::derive_revocation_pubkey_as_holder(&base_point, &pcs, &pcp).unwrap(),
+                    got
+                );
+                got.to_string()
+            }
             "revocationprivkey" => hex::encode(
                 keys::derive_revocation_privkey(&base_secret, &pcs)
                     .unwrap()
