@@ -55,13 +55,17 @@
 //! 59–62 ms (printed by the import), the whole import 0.30–0.39 s wall / 0.22–0.28 s user CPU
 //! against 0.24–0.42 s wall / 0.21–0.22 s user for the same set in a version-1 file (no rebuild),
 //! and peak RSS 18 MB against 9 MB (the commitment's fixed 65,536 pages plus the coins held for the
-//! rebuild). At 1M coins the rebuild is the benches' one-shot figure: `merkle_rebuild/ours/1000000`
-//! 1.87 s mean (criterion, last `cargo xtask bench` run; 1.69 s in `bench-figures/merkle.tsv`,
-//! 1.9 s in the `merkle-proofs` docs, 12.5–17.4 s at 10M), beside `wal_snapshot/import_ours/
-//! synthetic` at 2.74 s for its ≈ 0.22M coins (200,000 initial coins plus 24 blocks of 1,000
-//! transactions; 17.3 MB), ≈ 12–14 s extrapolated to 1M, so the check adds roughly 15% to an
-//! import of that size (an estimate from two benches, not one measured run). Like the rebuild at open, it holds the imported coins in memory
-//! (the node's in-memory set does so anyway once `import-blocks` opens the datadir).
+//! rebuild). At 1M coins the rebuild alone is the benches' one-shot figure:
+//! `merkle_rebuild/ours/1000000` 1.87 s mean (criterion, last `cargo xtask bench` run; 1.69 s in
+//! `bench-figures/merkle.tsv`, 1.9 s in the `merkle-proofs` docs, 12.5–17.4 s at 10M). Measured
+//! once end to end with a throwaway test (not committed: a timed test): 1M synthetic P2WPKH-like
+//! coins in a 74 MB version-2 file, `Store::import_snapshot` against `import_snapshot_checked`
+//! with `commit::ImportCheck`, same debug build (wal-store and node-bin unoptimised), 4 runs each
+//! at load average ≈ 4: the
+//! rebuild inside the import took 2.7–4.7 s, the whole import 15.7–24.0 s unchecked and
+//! 18.0–24.8 s checked (the noise of the shared machine is as large as the difference; the
+//! rebuild's own share is ≈ 15–20%). Like the rebuild at open, the check holds the imported coins
+//! in memory (the node's in-memory set does so anyway once `import-blocks` opens the datadir).
 //!
 //! Durability contract of `import-blocks`: a line `durable <height> <hash>` (or
 //! `disconnected <height> <hash>` in a reorganisation) is printed only after the group commit that
