@@ -157,8 +157,8 @@ pub mod json;
 
 #[cfg(feature = "std")]
 pub use commitment::{
-    BuildError, CoinView, Commitment, PARALLEL_PAGES_MIN, ProveError, UpdateError, entry_of,
-    leaf_coin, outpoint_bytes,
+    BuildError, CoinView, Commitment, PARALLEL_PAGES_MIN, PARALLEL_PROOFS_MIN, PROOF_GROUP,
+    ProveError, UpdateError, entry_of, leaf_coin, outpoint_bytes,
 };
 pub use verify::{
     AMOUNT_MAX, BUCKET_MAX, CLAIMS_MAX, Claim, DecodeError, Entry, LeafCoin, OutPointBytes,

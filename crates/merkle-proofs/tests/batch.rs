@@ -1,0 +1,89 @@
+//! `Commitment::prove_each` (grouped, multi-threaded proving) gives every query exactly the proof
+//! (or the error) `Commitment::prove` gives it, and those proofs verify: on a set large enough for
+//! the upper tree, pages holding several buckets, and small subtrees hashed flat.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Mutex;
+
+use bitcoin::OutPoint;
+use merkle_proofs::{Commitment, LeafCoin, PARALLEL_PROOFS_MIN, Proof, ProveError, verify};
+
+type Answer = Result<Proof, ProveError>;
+
+fn answers(c: &Commitment, queries: &[(OutPoint, Option<LeafCoin>)]) -> Vec<Option<Answer>> {
+    let slots: Vec<Mutex<Option<Answer>>> = queries.iter().map(|_| Mutex::new(None)).collect();
+    c.prove_each(queries, |i, result| {
+        let mut slot = slots[i].lock().unwrap();
+        assert!(slot.is_none(), "query {i} answered twice");
+        *slot = Some(result.cloned());
+    });
+    slots.into_iter().map(|s| s.into_inner().unwrap()).collect()
+}
+
+#[test]
+fn prove_each_matches_prove_on_one_and_two_threads() {
+    let mut rng = common::rng(21);
+    let mut coins = common::coins(&mut rng, 60_000);
+    // Two pages of 300 coins: several buckets each, so the in-page tree is walked.
+    coins.extend(common::ground_coins(&mut rng, [0x12, 0x34], 300));
+    coins.extend(common::ground_coins(&mut rng, [0x12, 0x35], 300));
+    let mut c = Commitment::from_coins(coins.iter().map(|(o, c)| (o, c))).unwrap();
+    let root = c.root();
+
+    let mut queries: Vec<(OutPoint, Option<LeafCoin>)> = Vec::new();
+    for (i, (op, coin)) in coins.iter().enumerate() {
+        if i % 23 == 0 || i >= 60_000 {
+            queries.push((*op, Some(coin.clone())));
+        }
+    }
+    for _ in 0..400 {
+        queries.push((common::outpoint(&mut rng), None));
+    }
+    // Errors: a present coin with another amount, and an outpoint that is present claimed absent.
+    let mut wrong = coins[5].1.clone();
+    wrong.amount ^= 1;
+    queries.push((coins[5].0, Some(wrong)));
+    queries.push((coins[6].0, None));
+    assert!(queries.len() > 2 * PARALLEL_PROOFS_MIN);
+
+    for threads in [1, 2] {
+        c.set_threads(threads);
+        let got = answers(&c, &queries);
+        for (i, ((op, coin), answer)) in queries.iter().zip(got).enumerate() {
+            let answer = answer.unwrap_or_else(|| panic!("query {i} not answered"));
+            let expected = c.prove(op, coin.as_ref());
+            assert_eq!(answer, expected, "query {i}, {threads} threads");
+            if let Ok(proof) = answer {
+                verify(&root, &proof).unwrap();
+            }
+        }
+    }
+    let n = queries.len();
+    assert!(matches!(
+        c.prove(&queries[n - 2].0, queries[n - 2].1.as_ref()),
+        Err(ProveError::NotInSet { .. })
+    ));
+    assert!(matches!(
+        c.prove::<LeafCoin>(&queries[n - 1].0, None),
+        Err(ProveError::PrefixPresent { .. })
+    ));
+}
+
+#[test]
+fn prove_many_into_reuses_the_buffer_and_clears_it_on_error() {
+    let mut rng = common::rng(22);
+    let coins = common::coins(&mut rng, 2_000);
+    let c = Commitment::from_coins(coins.iter().map(|(o, c)| (o, c))).unwrap();
+    let mut proof = c.prove(&coins[0].0, Some(&coins[0].1)).unwrap();
+    for (op, coin) in coins.iter().skip(1).take(200) {
+        c.prove_many_into([(op, Some(coin))], &mut proof).unwrap();
+        assert_eq!(proof, c.prove(op, Some(coin)).unwrap());
+        verify(&c.root(), &proof).unwrap();
+    }
+    let absent = common::outpoint(&mut rng);
+    c.prove_many_into([(&absent, Some(&coins[0].1))], &mut proof)
+        .unwrap_err();
+    assert!(proof.claims.is_empty() && proof.nodes.is_empty() && proof.entries.is_empty());
+}
