@@ -385,8 +385,10 @@ pub struct Channel<S: Signer> {
     state_keys: Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
     /// The commitment over the latest ledger (pending or current); derived, not persisted.
     tree: StateTree,
-    /// Derived from the configuration (not persisted): the funding script and output.
+    /// Derived from the configuration (not persisted): the funding script and output, and every
+    /// participant's payout script (a taproot tweak each for n > 2, so computed once).
     funding_script: FundingScript,
+    payouts: Vec<bitcoin::ScriptBuf>,
     funding_out: TxOut,
     /// Sends waiting for their record to be persisted.
     held: Vec<(u64, Vec<Action>)>,
@@ -521,12 +523,14 @@ impl<S: Signer> Channel<S> {
             config,
         };
         let funding_script = FundingScript::new(&state.config.params.participants)?;
+        let payouts = tx::payout_scripts(&state.config.params.participants)?;
         let mut ch = Channel {
             state,
             signer,
             state_keys,
             tree,
             funding_script,
+            payouts,
             funding_out,
             held: Vec::new(),
         };
@@ -628,12 +632,14 @@ impl<S: Signer> Channel<S> {
             &Self::state_key_bytes(&state.config.params),
             latest,
         )?;
+        let payouts = tx::payout_scripts(&state.config.params.participants)?;
         Ok(Channel {
             state,
             signer,
             state_keys,
             tree,
             funding_script,
+            payouts,
             funding_out,
             held: Vec::new(),
         })
@@ -803,7 +809,14 @@ impl<S: Signer> Channel<S> {
         for (h, sig) in commitment_sigs.iter_mut().enumerate() {
             let point = &next.next_points[h];
             let derived = self.signer.delayed_keys(params, me, h, version, point)?;
-            let c = tx::build_commitment_with_keys(params, h, version, &balances, &derived)?;
+            let c = tx::build_commitment_with_keys(
+                params,
+                h,
+                version,
+                &balances,
+                &derived,
+                &self.payouts,
+            )?;
             let digest = script.sighash(&c.tx, 0, funding_out)?;
             if h == me {
                 my_digest = digest;

@@ -414,6 +414,17 @@ pub fn payout_script(participants: &[ParticipantKeys], index: usize) -> Result<S
     })
 }
 
+/// Every participant's [`payout_script`], participant order: constant for a channel, so callers
+/// building many commitments compute them once (for `n > 2` each is a taproot tweak).
+///
+/// # Errors
+/// As [`payout_script`].
+pub fn payout_scripts(participants: &[ParticipantKeys]) -> Result<Vec<ScriptBuf>, TxError> {
+    (0..participants.len())
+        .map(|i| payout_script(participants, i))
+        .collect()
+}
+
 /// BOLT 3's `to_local` witness script: revocable by `revocation`, else spendable by `delayed` after
 /// `delay` blocks.
 pub fn to_local_script(revocation: &PublicKey, delay: u16, delayed: &PublicKey) -> ScriptBuf {
@@ -682,19 +693,22 @@ pub fn build_commitment(
         return Err(TxError::NoSuchParticipant { index: holder });
     }
     let keys = DelayedKeys::derive(params, holder, per_commitment_point)?;
-    build_commitment_with_keys(params, holder, number, balances, &keys)
+    let payouts = payout_scripts(&params.participants)?;
+    build_commitment_with_keys(params, holder, number, balances, &keys, &payouts)
 }
 
-/// [`build_commitment`] from the holder's already derived [`DelayedKeys`] for this commitment.
+/// [`build_commitment`] from the holder's already derived [`DelayedKeys`] for this commitment and
+/// the channel's [`payout_scripts`].
 ///
 /// # Errors
-/// As [`build_commitment`].
+/// As [`build_commitment`]; [`TxError::NoSuchParticipant`] if `payouts` lacks a participant.
 pub fn build_commitment_with_keys(
     params: &ChannelParams,
     holder: usize,
     number: u64,
     balances: &[Amount],
     derived: &DelayedKeys,
+    payouts: &[ScriptBuf],
 ) -> Result<Commitment, TxError> {
     check_params(params)?;
     let n = params.participants.len();
@@ -736,7 +750,10 @@ pub fn build_commitment_with_keys(
         let script_pubkey = if i == holder {
             delayed.script_pubkey()
         } else {
-            payout_script(&params.participants, i)?
+            payouts
+                .get(i)
+                .cloned()
+                .ok_or(TxError::NoSuchParticipant { index: i })?
         };
         outputs.push((
             i,
