@@ -5,6 +5,7 @@ use std::thread;
 
 use bitcoin::OutPoint;
 
+use crate::compact::Compact;
 use crate::verify::{
     BUCKET_MAX, CLAIMS_MAX, Claim, Entry, LeafCoin, OutPointBytes, PROOF_NODES_MAX, PROOF_SIZE_MAX,
     Proof, ProofNode, Root, bucket_hash, coin_body, node_hash, outpoint_key,
@@ -216,13 +217,13 @@ fn search(entries: &[Stored], needle: &Stored) -> Result<usize, usize> {
 /// What a query looks up: the entry of a coin claimed present, or the key prefix of an outpoint
 /// claimed absent.
 #[derive(Clone, Copy)]
-enum Lookup {
+pub(crate) enum Lookup {
     Present(Entry),
     Absent([u8; 8]),
 }
 
 impl Lookup {
-    fn of<C: CoinView + ?Sized>(outpoint: &OutPoint, coin: Option<&C>) -> Lookup {
+    pub(crate) fn of<C: CoinView + ?Sized>(outpoint: &OutPoint, coin: Option<&C>) -> Lookup {
         match coin {
             Some(coin) => Lookup::Present(entry_of(outpoint, coin)),
             None => Lookup::Absent(key8_of(outpoint)),
@@ -499,26 +500,186 @@ pub enum ProveError {
     },
 }
 
-/// The commitment to a UTXO set (see the crate docs for the tree, its invariants and its memory).
-///
-/// ```
-/// use bitcoin::{OutPoint, Txid, hashes::Hash};
-/// use merkle_proofs::{Commitment, LeafCoin, verify};
-///
-/// let op = OutPoint { txid: Txid::from_byte_array([7; 32]), vout: 1 };
-/// let coin = LeafCoin { amount: 5_000, height: 100, is_coinbase: false, script: vec![0x51] };
-/// let mut c = Commitment::new();
-/// c.apply_changes([(&op, &coin)], std::iter::empty::<(&OutPoint, &LeafCoin)>()).unwrap();
-/// let proof = c.prove(&op, Some(&coin)).unwrap();
-/// verify(&c.root(), &proof).unwrap();
-///
-/// let absent = OutPoint { txid: Txid::from_byte_array([8; 32]), vout: 0 };
-/// let proof = c.prove::<LeafCoin>(&absent, None).unwrap();
-/// verify(&c.root(), &Proof::decode(&proof.encode()).unwrap()).unwrap();
-/// # use merkle_proofs::Proof;
-/// ```
+/// One update's coins as entries, sorted, checked for duplicates within the batch.
+pub(crate) struct Batch {
+    pub(crate) removes: Vec<(Entry, OutPoint)>,
+    pub(crate) inserts: Vec<(Entry, OutPoint)>,
+}
+
+impl Batch {
+    /// Hashes and sorts a batch; a coin removed or created twice is an error.
+    pub(crate) fn new<'a, C: CoinView + 'a, D: CoinView + 'a>(
+        created: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
+        spent: impl IntoIterator<Item = (&'a OutPoint, &'a D)>,
+    ) -> Result<Batch, UpdateError> {
+        let mut removes: Vec<(Entry, OutPoint)> = spent
+            .into_iter()
+            .map(|(o, c)| (entry_of(o, c), *o))
+            .collect();
+        let mut inserts: Vec<(Entry, OutPoint)> = created
+            .into_iter()
+            .map(|(o, c)| (entry_of(o, c), *o))
+            .collect();
+        removes.sort_unstable_by_key(|a| a.0);
+        inserts.sort_unstable_by_key(|a| a.0);
+        for w in removes.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(UpdateError::MissingCoin { outpoint: w[1].1 });
+            }
+        }
+        for w in inserts.windows(2) {
+            if w[0].0 == w[1].0 {
+                return Err(UpdateError::DuplicateCoin { outpoint: w[1].1 });
+            }
+        }
+        Ok(Batch { removes, inserts })
+    }
+
+    /// Checks the batch against a set (given by its membership test): every removed coin is
+    /// present, every created coin absent (or removed in the same batch).
+    pub(crate) fn check(&self, contains: impl Fn(&Entry) -> bool) -> Result<(), UpdateError> {
+        for (e, op) in &self.removes {
+            if !contains(e) {
+                return Err(UpdateError::MissingCoin { outpoint: *op });
+            }
+        }
+        for (e, op) in &self.inserts {
+            if contains(e) && self.removes.binary_search_by(|r| r.0.cmp(e)).is_err() {
+                return Err(UpdateError::DuplicateCoin { outpoint: *op });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What [`fill_proof`] needs of a layout: where entries sit, and the proof tree over positions.
+/// Positions are `(page, index)` pairs, ordered as the entries are.
+pub(crate) trait Prover {
+    /// Coins in the set.
+    fn len(&self) -> usize;
+    /// Position of an entry in the set.
+    fn position(&self, e: &Entry) -> Option<(usize, usize)>;
+    /// Positions of the entries just below and just above `key8`; `None` when an entry has that key
+    /// prefix.
+    fn neighbours(&self, key8: &[u8; 8]) -> Option<[Option<(usize, usize)>; 2]>;
+    /// Appends the proof tree revealing the buckets of `targets` (sorted, distinct, non-empty) of a
+    /// non-empty set.
+    fn build_tree(&self, targets: &[(usize, usize)], proof: &mut Proof);
+}
+
+/// Fills `proof` (empty) with the claims of `queries` and the tree that backs them.
+pub(crate) fn fill_proof<'a, P: Prover, C: CoinView + 'a>(
+    prover: &P,
+    queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>, Lookup)>,
+    proof: &mut Proof,
+) -> Result<(), ProveError> {
+    let queries = queries.into_iter();
+    let hint = queries.size_hint().0.clamp(1, CLAIMS_MAX);
+    let claims = &mut proof.claims;
+    claims.reserve(hint);
+    let mut targets: Vec<(usize, usize)> = Vec::with_capacity(2 * hint);
+    let mut claim_bytes = 0usize;
+    for (outpoint, coin, lookup) in queries {
+        if claims.len() >= CLAIMS_MAX {
+            return Err(ProveError::ClaimCount {
+                count: claims.len() + 1,
+            });
+        }
+        let op = outpoint_bytes(outpoint);
+        match (coin, lookup) {
+            (Some(coin), Lookup::Present(e)) => {
+                let target = prover.position(&e).ok_or(ProveError::NotInSet {
+                    outpoint: *outpoint,
+                })?;
+                targets.push(target);
+                claim_bytes += 56 + coin.script_bytes().len();
+                claims.push(Claim::Present {
+                    outpoint: op,
+                    coin: leaf_coin(coin),
+                });
+            }
+            (_, Lookup::Absent(key8)) | (None, Lookup::Present(Entry { key8, .. })) => {
+                let neighbours = prover.neighbours(&key8).ok_or(ProveError::PrefixPresent {
+                    outpoint: *outpoint,
+                })?;
+                targets.extend(neighbours.into_iter().flatten());
+                claim_bytes += 37;
+                claims.push(Claim::Absent { outpoint: op });
+            }
+        }
+    }
+    if claims.is_empty() {
+        return Err(ProveError::ClaimCount { count: 0 });
+    }
+    targets.sort_unstable();
+    targets.dedup();
+    // A single proof at 10M coins has ~25 nodes and one bucket.
+    proof.nodes.reserve(32 * targets.len().min(64));
+    proof.entries.reserve(BUCKET_MAX * targets.len().min(64));
+    if prover.len() == 0 {
+        proof.nodes.push(ProofNode::Empty);
+    } else {
+        prover.build_tree(&targets, proof);
+    }
+    let bytes = 11 + claim_bytes + proof.nodes.len() * 33 + proof.entries.len() * 40;
+    if proof.nodes.len() > PROOF_NODES_MAX || bytes > PROOF_SIZE_MAX {
+        return Err(ProveError::TooLarge {
+            nodes: proof.nodes.len(),
+            bytes,
+        });
+    }
+    Ok(())
+}
+
+impl Prover for Paged {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn position(&self, e: &Entry) -> Option<(usize, usize)> {
+        let page = page_of(&e.key8);
+        search(&self.pages[page].entries, &to_stored(e))
+            .ok()
+            .map(|idx| (page, idx))
+    }
+
+    fn neighbours(&self, key8: &[u8; 8]) -> Option<[Option<(usize, usize)>; 2]> {
+        let page = page_of(key8);
+        let entries = &self.pages[page].entries;
+        let pos = entries.partition_point(|s| s[..6] < key8[2..]);
+        if entries.get(pos).is_some_and(|s| s[..6] == key8[2..]) {
+            return None;
+        }
+        let below = if pos > 0 {
+            Some((page, pos - 1))
+        } else {
+            (0..page)
+                .rev()
+                .find(|&p| !self.pages[p].entries.is_empty())
+                .map(|p| (p, self.pages[p].entries.len() - 1))
+        };
+        let above = if pos < entries.len() {
+            Some((page, pos))
+        } else {
+            (page + 1..PAGES)
+                .find(|&p| !self.pages[p].entries.is_empty())
+                .map(|p| (p, 0))
+        };
+        Some([below, above])
+    }
+
+    fn build_tree(&self, targets: &[(usize, usize)], proof: &mut Proof) {
+        if let [target] = targets[..] {
+            self.build_single(target, proof);
+        } else {
+            self.build(Slot::Upper(1), targets, proof);
+        }
+    }
+}
+
+/// The paged layout (see the crate docs): 65,536 key-prefix pages under a cached upper tree.
 #[derive(Clone)]
-pub struct Commitment {
+pub(crate) struct Paged {
     pages: Vec<Page>,
     /// Coins under upper node `i` (index 0 unused).
     counts: Vec<u32>,
@@ -529,21 +690,6 @@ pub struct Commitment {
     threads: usize,
 }
 
-impl Default for Commitment {
-    fn default() -> Self {
-        Commitment::new()
-    }
-}
-
-impl std::fmt::Debug for Commitment {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Commitment")
-            .field("len", &self.len)
-            .field("root", &self.root())
-            .finish()
-    }
-}
-
 /// One page's share of a batch: the page number, entries to remove and entries to add (sorted).
 struct PageWork {
     page: usize,
@@ -551,10 +697,10 @@ struct PageWork {
     insert: Vec<Stored>,
 }
 
-impl Commitment {
+impl Paged {
     /// The commitment to the empty set.
-    pub fn new() -> Commitment {
-        Commitment {
+    pub fn new() -> Paged {
+        Paged {
             pages: vec![Page::default(); PAGES],
             counts: vec![0; PAGES],
             hashes: vec![[0; 32]; 2 * PAGES],
@@ -569,16 +715,16 @@ impl Commitment {
         self.threads = threads.max(1);
     }
 
-    /// Builds the commitment of a set. The input order does not matter (the result depends only on
+    /// The sorted entries of a set (checked for duplicates). The input order does not matter (the result depends only on
     /// the set), so `UtxoSet::sorted_coins()` or a snapshot's order both work.
     ///
     /// # Errors
     /// [`BuildError::DuplicateCoin`] if a coin appears twice.
-    pub fn from_coins<'a, C: CoinView + Sync + 'a>(
+    pub fn sorted_entries<'a, C: CoinView + Sync + 'a>(
         coins: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
-    ) -> Result<Commitment, BuildError> {
+        threads: usize,
+    ) -> Result<Vec<Entry>, BuildError> {
         let coins: Vec<(&OutPoint, &C)> = coins.into_iter().collect();
-        let mut c = Commitment::new();
         let mut entries: Vec<(Entry, u32)> = vec![
             (
                 Entry {
@@ -598,7 +744,7 @@ impl Commitment {
                 );
             }
         };
-        if coins.len() >= PARALLEL_BUILD_MIN && c.threads > 1 {
+        if coins.len() >= PARALLEL_BUILD_MIN && threads > 1 {
             let half = coins.len() / 2;
             let (a, b) = entries.split_at_mut(half);
             thread::scope(|s| {
@@ -615,21 +761,22 @@ impl Commitment {
                 outpoint: *coins[idx].0,
             });
         }
-        drop(coins);
+        Ok(entries.into_iter().map(|(e, _)| e).collect())
+    }
+
+    /// The paged commitment of sorted, distinct entries.
+    pub fn from_sorted_entries(entries: &[Entry], threads: usize) -> Paged {
+        let mut c = Paged::new();
+        c.threads = threads;
         // Distribute into pages (entries are sorted, so each page is a contiguous run).
         let mut start = 0;
         while start < entries.len() {
-            let page = page_of(&entries[start].0.key8);
-            let end = start + entries[start..].partition_point(|e| page_of(&e.0.key8) == page);
-            c.pages[page].entries = entries[start..end]
-                .iter()
-                .map(|e| to_stored(&e.0))
-                .collect();
+            let page = page_of(&entries[start].key8);
+            let end = start + entries[start..].partition_point(|e| page_of(&e.key8) == page);
+            c.pages[page].entries = entries[start..end].iter().map(to_stored).collect();
             start = end;
         }
         c.len = entries.len();
-        drop(entries);
-        let threads = c.threads;
         let rehash_all = |pages: &mut [Page], roots: &mut [[u8; 32]], base: usize| {
             for (k, (p, root)) in pages.iter_mut().zip(roots).enumerate() {
                 if !p.entries.is_empty() {
@@ -652,28 +799,12 @@ impl Commitment {
         for i in (1..PAGES).rev() {
             c.recompute(i);
         }
-        Ok(c)
-    }
-
-    /// Alias of [`Commitment::from_coins`] for a set given in any deterministic order (e.g.
-    /// `UtxoSet::sorted_coins()` at open): the rebuild the node uses after a restart.
-    ///
-    /// # Errors
-    /// As [`Commitment::from_coins`].
-    pub fn from_sorted_coins<'a, C: CoinView + Sync + 'a>(
-        coins: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
-    ) -> Result<Commitment, BuildError> {
-        Commitment::from_coins(coins)
+        c
     }
 
     /// Number of coins committed to.
     pub fn len(&self) -> usize {
         self.len
-    }
-
-    /// Whether the set is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// The root: 32 bytes that depend only on the set.
@@ -717,7 +848,7 @@ impl Commitment {
     /// The entries under upper node `i` (used when it holds at most `BUCKET_MAX`), skipping empty
     /// subtrees by their counts.
     fn gather(&self, i: usize) -> Vec<Entry> {
-        fn rec(c: &Commitment, slot: Slot, out: &mut Vec<Entry>) {
+        fn rec(c: &Paged, slot: Slot, out: &mut Vec<Entry>) {
             if c.count(slot) == 0 {
                 return;
             }
@@ -770,53 +901,14 @@ impl Commitment {
         };
     }
 
-    /// Applies a block's net change: removes `spent`, then adds `created`. All-or-nothing: on error
-    /// the commitment is unchanged. Cost O(changes · (page size + log n)).
-    ///
-    /// To undo a block (reorg), call it with the lists swapped.
-    ///
-    /// # Errors
-    /// [`UpdateError::MissingCoin`] if a spent coin is not present with exactly these fields,
-    /// [`UpdateError::DuplicateCoin`] if a created coin is already present or given twice.
-    pub fn apply_changes<'a, C: CoinView + 'a, D: CoinView + 'a>(
-        &mut self,
-        created: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
-        spent: impl IntoIterator<Item = (&'a OutPoint, &'a D)>,
-    ) -> Result<(), UpdateError> {
-        let mut removes: Vec<(Entry, OutPoint)> = spent
-            .into_iter()
-            .map(|(o, c)| (entry_of(o, c), *o))
-            .collect();
-        let mut inserts: Vec<(Entry, OutPoint)> = created
-            .into_iter()
-            .map(|(o, c)| (entry_of(o, c), *o))
-            .collect();
-        removes.sort_unstable_by_key(|a| a.0);
-        inserts.sort_unstable_by_key(|a| a.0);
-        // Validate everything before touching anything.
-        for w in removes.windows(2) {
-            if w[0].0 == w[1].0 {
-                return Err(UpdateError::MissingCoin { outpoint: w[1].1 });
-            }
-        }
-        for w in inserts.windows(2) {
-            if w[0].0 == w[1].0 {
-                return Err(UpdateError::DuplicateCoin { outpoint: w[1].1 });
-            }
-        }
-        for (e, op) in &removes {
-            let page = &self.pages[page_of(&e.key8)];
-            if search(&page.entries, &to_stored(e)).is_err() {
-                return Err(UpdateError::MissingCoin { outpoint: *op });
-            }
-        }
-        for (e, op) in &inserts {
-            let page = &self.pages[page_of(&e.key8)];
-            let present = search(&page.entries, &to_stored(e)).is_ok();
-            if present && removes.binary_search_by(|r| r.0.cmp(e)).is_err() {
-                return Err(UpdateError::DuplicateCoin { outpoint: *op });
-            }
-        }
+    /// Whether the set holds exactly this entry.
+    pub fn contains(&self, e: &Entry) -> bool {
+        search(&self.pages[page_of(&e.key8)].entries, &to_stored(e)).is_ok()
+    }
+
+    /// Applies a batch already checked against this set ([`Batch::check`]).
+    pub fn apply_batch(&mut self, batch: &Batch) {
+        let (removes, inserts) = (&batch.removes, &batch.inserts);
         // Group by page.
         let mut work: Vec<PageWork> = Vec::new();
         let (mut ri, mut ii) = (0, 0);
@@ -842,7 +934,7 @@ impl Commitment {
             }
             work.push(w);
         }
-        self.len = self.len - removes.len() + inserts.len();
+        self.len = self.len + inserts.len() - removes.len();
         self.apply_pages(&work);
         // Upper tree, bottom-up, each touched node once.
         let mut level: Vec<usize> = work.iter().map(|w| (PAGES + w.page) / 2).collect();
@@ -855,41 +947,6 @@ impl Commitment {
             next.dedup();
             level = next;
         }
-        Ok(())
-    }
-
-    /// Applies one block's [`utxo_core::ChangeSet`] (see [`Commitment::apply_changes`]).
-    ///
-    /// # Errors
-    /// As [`Commitment::apply_changes`].
-    pub fn apply_change_set(&mut self, changes: &utxo_core::ChangeSet) -> Result<(), UpdateError> {
-        self.apply_changes(
-            changes.created.iter().map(|(o, c)| (o, c)),
-            changes.spent.iter().map(|(o, c)| (o, c)),
-        )
-    }
-
-    /// Undoes [`Commitment::apply_change_set`] of the same change set (a block disconnected).
-    ///
-    /// # Errors
-    /// As [`Commitment::apply_changes`].
-    pub fn revert_change_set(&mut self, changes: &utxo_core::ChangeSet) -> Result<(), UpdateError> {
-        self.apply_changes(
-            changes.spent.iter().map(|(o, c)| (o, c)),
-            changes.created.iter().map(|(o, c)| (o, c)),
-        )
-    }
-
-    /// Undoes [`Commitment::apply_changes`] of the same lists (removes `created`, restores `spent`).
-    ///
-    /// # Errors
-    /// As [`Commitment::apply_changes`].
-    pub fn revert_changes<'a, C: CoinView + 'a, D: CoinView + 'a>(
-        &mut self,
-        created: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
-        spent: impl IntoIterator<Item = (&'a OutPoint, &'a D)>,
-    ) -> Result<(), UpdateError> {
-        self.apply_changes(spent, created)
     }
 
     fn apply_pages(&mut self, work: &[PageWork]) {
@@ -939,182 +996,7 @@ impl Commitment {
         }
     }
 
-    /// A proof about one outpoint: inclusion of `coin` when given, else exclusion.
-    ///
-    /// # Errors
-    /// As [`Commitment::prove_many`].
-    pub fn prove<C: CoinView>(
-        &self,
-        outpoint: &OutPoint,
-        coin: Option<&C>,
-    ) -> Result<Proof, ProveError> {
-        self.prove_many([(outpoint, coin)])
-    }
-
-    /// One multi-proof about many outpoints (inclusion where a coin is given, else exclusion); shared
-    /// parts of the tree appear once.
-    ///
-    /// # Errors
-    /// [`ProveError::NotInSet`] for an inclusion of a coin not in the set with these fields,
-    /// [`ProveError::PrefixPresent`] for an exclusion that cannot be shown (see its docs),
-    /// [`ProveError::ClaimCount`] for 0 or more than [`CLAIMS_MAX`] queries,
-    /// [`ProveError::TooLarge`] if the proof would exceed the decoder's bounds.
-    pub fn prove_many<'a, C: CoinView + 'a>(
-        &self,
-        queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>)>,
-    ) -> Result<Proof, ProveError> {
-        let mut proof = Proof {
-            claims: Vec::new(),
-            nodes: Vec::new(),
-            entries: Vec::new(),
-        };
-        self.prove_many_into(queries, &mut proof)?;
-        Ok(proof)
-    }
-
-    /// [`Commitment::prove_many`] into a caller's `proof`, reusing its buffers: a server answering
-    /// many requests keeps one `Proof` per thread and encodes each answer from it, with no
-    /// allocation per proof beyond the claimed scripts.
-    ///
-    /// # Errors
-    /// As [`Commitment::prove_many`]; `proof` is then left empty.
-    pub fn prove_many_into<'a, C: CoinView + 'a>(
-        &self,
-        queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>)>,
-        proof: &mut Proof,
-    ) -> Result<(), ProveError> {
-        proof.claims.clear();
-        proof.nodes.clear();
-        proof.entries.clear();
-        let queries = queries
-            .into_iter()
-            .map(|(outpoint, coin)| (outpoint, coin, Lookup::of(outpoint, coin)));
-        let result = self.fill_proof(queries, proof);
-        if result.is_err() {
-            proof.claims.clear();
-            proof.nodes.clear();
-            proof.entries.clear();
-        }
-        result
-    }
-
-    fn fill_proof<'a, C: CoinView + 'a>(
-        &self,
-        queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>, Lookup)>,
-        proof: &mut Proof,
-    ) -> Result<(), ProveError> {
-        let queries = queries.into_iter();
-        let hint = queries.size_hint().0.clamp(1, CLAIMS_MAX);
-        let claims = &mut proof.claims;
-        claims.reserve(hint);
-        let mut targets: Vec<(usize, usize)> = Vec::with_capacity(2 * hint);
-        let mut claim_bytes = 0usize;
-        for (outpoint, coin, lookup) in queries {
-            if claims.len() >= CLAIMS_MAX {
-                return Err(ProveError::ClaimCount {
-                    count: claims.len() + 1,
-                });
-            }
-            let op = outpoint_bytes(outpoint);
-            match (coin, lookup) {
-                (Some(coin), Lookup::Present(e)) => {
-                    let page = page_of(&e.key8);
-                    let idx = search(&self.pages[page].entries, &to_stored(&e)).map_err(|_| {
-                        ProveError::NotInSet {
-                            outpoint: *outpoint,
-                        }
-                    })?;
-                    targets.push((page, idx));
-                    claim_bytes += 56 + coin.script_bytes().len();
-                    claims.push(Claim::Present {
-                        outpoint: op,
-                        coin: leaf_coin(coin),
-                    });
-                }
-                (_, Lookup::Absent(key8)) | (None, Lookup::Present(Entry { key8, .. })) => {
-                    let page = page_of(&key8);
-                    let entries = &self.pages[page].entries;
-                    let pos = entries.partition_point(|s| s[..6] < key8[2..]);
-                    if entries.get(pos).is_some_and(|s| s[..6] == key8[2..]) {
-                        return Err(ProveError::PrefixPresent {
-                            outpoint: *outpoint,
-                        });
-                    }
-                    if pos > 0 {
-                        targets.push((page, pos - 1));
-                    } else if let Some(p) =
-                        (0..page).rev().find(|&p| !self.pages[p].entries.is_empty())
-                    {
-                        targets.push((p, self.pages[p].entries.len() - 1));
-                    }
-                    if pos < entries.len() {
-                        targets.push((page, pos));
-                    } else if let Some(p) =
-                        (page + 1..PAGES).find(|&p| !self.pages[p].entries.is_empty())
-                    {
-                        targets.push((p, 0));
-                    }
-                    claim_bytes += 37;
-                    claims.push(Claim::Absent { outpoint: op });
-                }
-            }
-        }
-        if claims.is_empty() {
-            return Err(ProveError::ClaimCount { count: 0 });
-        }
-        targets.sort_unstable();
-        targets.dedup();
-        // A single proof at 10M coins has ~25 nodes and one bucket.
-        proof.nodes.reserve(32 * targets.len().min(64));
-        proof.entries.reserve(BUCKET_MAX * targets.len().min(64));
-        if self.len == 0 {
-            proof.nodes.push(ProofNode::Empty);
-        } else if let [target] = targets[..] {
-            self.build_single(target, proof);
-        } else {
-            self.build(Slot::Upper(1), &targets, proof);
-        }
-        let bytes = 11 + claim_bytes + proof.nodes.len() * 33 + proof.entries.len() * 40;
-        if proof.nodes.len() > PROOF_NODES_MAX || bytes > PROOF_SIZE_MAX {
-            return Err(ProveError::TooLarge {
-                nodes: proof.nodes.len(),
-                bytes,
-            });
-        }
-        Ok(())
-    }
-
-    /// Proves each query on its own (one single-outpoint proof per query, as a server answering
-    /// many independent requests does) and hands each result to `sink` with the query's index.
-    /// Runs on up to [`Commitment::set_threads`] threads (above [`PARALLEL_PROOFS_MIN`] queries),
-    /// each with one reused [`Proof`] buffer, so `sink` sees results in no fixed order and must copy
-    /// or encode what it keeps.
-    ///
-    /// At 10M coins a proof is bound by cache misses (the page, the entry, the bucket, the upper
-    /// tree's siblings); queries are taken [`PROOF_GROUP`] at a time and those loads are issued for
-    /// the whole group before any proof is built, so the misses overlap instead of queuing.
-    ///
-    /// ```
-    /// use bitcoin::{OutPoint, Txid, hashes::Hash};
-    /// use merkle_proofs::{Commitment, LeafCoin, verify};
-    ///
-    /// let coins: Vec<(OutPoint, LeafCoin)> = (0..100u8)
-    ///     .map(|i| {
-    ///         let op = OutPoint { txid: Txid::from_byte_array([i; 32]), vout: 0 };
-    ///         (op, LeafCoin { amount: 1_000, height: 1, is_coinbase: false, script: vec![0x51] })
-    ///     })
-    ///     .collect();
-    /// let c = Commitment::from_coins(coins.iter().map(|(o, c)| (o, c))).unwrap();
-    /// let queries: Vec<(OutPoint, Option<LeafCoin>)> =
-    ///     coins.iter().map(|(o, c)| (*o, Some(c.clone()))).collect();
-    /// let root = c.root();
-    /// let verified = std::sync::atomic::AtomicUsize::new(0);
-    /// c.prove_each(&queries, |_, proof| {
-    ///     verify(&root, proof.unwrap()).unwrap();
-    ///     verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    /// });
-    /// assert_eq!(verified.into_inner(), 100);
-    /// ```
+    /// See [`Commitment::prove_each`].
     pub fn prove_each<C, F>(&self, queries: &[(OutPoint, Option<C>)], sink: F)
     where
         C: CoinView + Sync,
@@ -1137,7 +1019,7 @@ impl Commitment {
                     proof.claims.clear();
                     proof.nodes.clear();
                     proof.entries.clear();
-                    let result = self.fill_proof([(outpoint, coin.as_ref(), *lookup)], &mut proof);
+                    let result = fill_proof(self, [(outpoint, coin.as_ref(), *lookup)], &mut proof);
                     sink(base + g * PROOF_GROUP + k, result.map(|()| &proof));
                 }
             }
@@ -1316,6 +1198,371 @@ impl Commitment {
         proof.nodes.push(ProofNode::Inner);
         self.build_page(p, page, lo, k + 1, &targets[..cut], proof);
         self.build_page(p, page, k + 1, hi, &targets[cut..], proof);
+    }
+}
+
+/// Coins up to which [`Layout::Auto`] keeps a commitment compact: there an update rehashes the
+/// whole set (≤ 4,096 × 40 bytes, tens of microseconds) and memory is 40 bytes per coin, against
+/// the paged layout's fixed ~8.5 MB.
+pub const COMPACT_MAX: usize = 4_096;
+
+/// How a [`Commitment`] lays out its entries in memory. Roots and proofs do not depend on it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Layout {
+    /// Compact up to [`COMPACT_MAX`] coins, paged from the update (or build) that goes beyond.
+    #[default]
+    Auto,
+    /// Always compact: one sorted vector of entries, O(n) hashing per update. For small sets.
+    Compact,
+    /// Always paged: a fixed ~8.5 MB of pages and upper tree, O(changes · log n) updates, fast
+    /// proofs. For the UTXO set.
+    Paged,
+}
+
+#[derive(Clone)]
+enum Inner {
+    Compact(Compact),
+    Paged(Box<Paged>),
+}
+
+/// The commitment to a UTXO set (see the crate docs for the tree, its invariants and its memory).
+///
+/// ```
+/// use bitcoin::{OutPoint, Txid, hashes::Hash};
+/// use merkle_proofs::{Commitment, LeafCoin, verify};
+///
+/// let op = OutPoint { txid: Txid::from_byte_array([7; 32]), vout: 1 };
+/// let coin = LeafCoin { amount: 5_000, height: 100, is_coinbase: false, script: vec![0x51] };
+/// let mut c = Commitment::new();
+/// c.apply_changes([(&op, &coin)], std::iter::empty::<(&OutPoint, &LeafCoin)>()).unwrap();
+/// let proof = c.prove(&op, Some(&coin)).unwrap();
+/// verify(&c.root(), &proof).unwrap();
+///
+/// let absent = OutPoint { txid: Txid::from_byte_array([8; 32]), vout: 0 };
+/// let proof = c.prove::<LeafCoin>(&absent, None).unwrap();
+/// verify(&c.root(), &Proof::decode(&proof.encode()).unwrap()).unwrap();
+/// # use merkle_proofs::Proof;
+/// ```
+#[derive(Clone)]
+pub struct Commitment {
+    inner: Inner,
+    layout: Layout,
+    threads: usize,
+}
+
+impl Default for Commitment {
+    fn default() -> Self {
+        Commitment::new()
+    }
+}
+
+impl std::fmt::Debug for Commitment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Commitment")
+            .field("len", &self.len())
+            .field("paged", &self.is_paged())
+            .field("root", &self.root())
+            .finish()
+    }
+}
+
+impl Commitment {
+    /// The commitment to the empty set ([`Layout::Auto`]).
+    pub fn new() -> Commitment {
+        Commitment::with_layout(Layout::Auto)
+    }
+
+    /// The commitment to the empty set, laid out as `layout`.
+    pub fn with_layout(layout: Layout) -> Commitment {
+        Commitment::from_sorted_entries(Vec::new(), layout, 2)
+    }
+
+    fn from_sorted_entries(entries: Vec<Entry>, layout: Layout, threads: usize) -> Commitment {
+        let paged = match layout {
+            Layout::Paged => true,
+            Layout::Compact => false,
+            Layout::Auto => entries.len() > COMPACT_MAX,
+        };
+        let inner = if paged {
+            Inner::Paged(Box::new(Paged::from_sorted_entries(&entries, threads)))
+        } else {
+            Inner::Compact(Compact::from_sorted_entries(entries))
+        };
+        Commitment {
+            inner,
+            layout,
+            threads,
+        }
+    }
+
+    /// The layout asked for.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// Whether the entries are paged now (always for [`Layout::Paged`], above [`COMPACT_MAX`] coins
+    /// for [`Layout::Auto`]).
+    pub fn is_paged(&self) -> bool {
+        matches!(self.inner, Inner::Paged(_))
+    }
+
+    /// Sets how many threads updates, rebuilds and [`Commitment::prove_each`] may use (default 2; 1
+    /// keeps all work on the calling thread). Work is split with `std::thread::scope` only above
+    /// measured thresholds.
+    pub fn set_threads(&mut self, threads: usize) {
+        self.threads = threads.max(1);
+        if let Inner::Paged(p) = &mut self.inner {
+            p.set_threads(self.threads);
+        }
+    }
+
+    /// Builds the commitment of a set ([`Layout::Auto`]). The input order does not matter (the
+    /// result depends only on the set), so `UtxoSet::sorted_coins()` or a snapshot's order both
+    /// work.
+    ///
+    /// # Errors
+    /// [`BuildError::DuplicateCoin`] if a coin appears twice.
+    pub fn from_coins<'a, C: CoinView + Sync + 'a>(
+        coins: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
+    ) -> Result<Commitment, BuildError> {
+        Commitment::from_coins_with_layout(coins, Layout::Auto)
+    }
+
+    /// [`Commitment::from_coins`] laid out as `layout`.
+    ///
+    /// # Errors
+    /// As [`Commitment::from_coins`].
+    pub fn from_coins_with_layout<'a, C: CoinView + Sync + 'a>(
+        coins: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
+        layout: Layout,
+    ) -> Result<Commitment, BuildError> {
+        let entries = Paged::sorted_entries(coins, 2)?;
+        Ok(Commitment::from_sorted_entries(entries, layout, 2))
+    }
+
+    /// Alias of [`Commitment::from_coins`] for a set given in any deterministic order (e.g.
+    /// `UtxoSet::sorted_coins()` at open): the rebuild the node uses after a restart.
+    ///
+    /// # Errors
+    /// As [`Commitment::from_coins`].
+    pub fn from_sorted_coins<'a, C: CoinView + Sync + 'a>(
+        coins: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
+    ) -> Result<Commitment, BuildError> {
+        Commitment::from_coins(coins)
+    }
+
+    /// Number of coins committed to.
+    pub fn len(&self) -> usize {
+        match &self.inner {
+            Inner::Compact(c) => c.len(),
+            Inner::Paged(p) => p.len(),
+        }
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The root: 32 bytes that depend only on the set.
+    pub fn root(&self) -> Root {
+        match &self.inner {
+            Inner::Compact(c) => c.root(),
+            Inner::Paged(p) => p.root(),
+        }
+    }
+
+    /// Bytes of heap the commitment holds, counted from its buffers' capacities (allocator
+    /// overhead not included; the benchmarks also measure resident memory).
+    pub fn heap_bytes(&self) -> usize {
+        match &self.inner {
+            Inner::Compact(c) => c.heap_bytes(),
+            Inner::Paged(p) => std::mem::size_of::<Paged>() + p.heap_bytes(),
+        }
+    }
+
+    /// Applies a block's net change: removes `spent`, then adds `created`. All-or-nothing: on error
+    /// the commitment is unchanged. Paged: O(changes · (page size + log n)); compact: O(n).
+    ///
+    /// To undo a block (reorg), call it with the lists swapped.
+    ///
+    /// # Errors
+    /// [`UpdateError::MissingCoin`] if a spent coin is not present with exactly these fields,
+    /// [`UpdateError::DuplicateCoin`] if a created coin is already present or given twice.
+    pub fn apply_changes<'a, C: CoinView + 'a, D: CoinView + 'a>(
+        &mut self,
+        created: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
+        spent: impl IntoIterator<Item = (&'a OutPoint, &'a D)>,
+    ) -> Result<(), UpdateError> {
+        let batch = Batch::new(created, spent)?;
+        match &mut self.inner {
+            Inner::Compact(c) => {
+                batch.check(|e| c.contains(e))?;
+                c.apply_batch(&batch);
+                if self.layout == Layout::Auto && c.len() > COMPACT_MAX {
+                    let paged = Paged::from_sorted_entries(c.entries(), self.threads);
+                    self.inner = Inner::Paged(Box::new(paged));
+                }
+            }
+            Inner::Paged(p) => {
+                batch.check(|e| p.contains(e))?;
+                p.apply_batch(&batch);
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies one block's [`utxo_core::ChangeSet`] (see [`Commitment::apply_changes`]).
+    ///
+    /// # Errors
+    /// As [`Commitment::apply_changes`].
+    pub fn apply_change_set(&mut self, changes: &utxo_core::ChangeSet) -> Result<(), UpdateError> {
+        self.apply_changes(
+            changes.created.iter().map(|(o, c)| (o, c)),
+            changes.spent.iter().map(|(o, c)| (o, c)),
+        )
+    }
+
+    /// Undoes [`Commitment::apply_change_set`] of the same change set (a block disconnected).
+    ///
+    /// # Errors
+    /// As [`Commitment::apply_changes`].
+    pub fn revert_change_set(&mut self, changes: &utxo_core::ChangeSet) -> Result<(), UpdateError> {
+        self.apply_changes(
+            changes.spent.iter().map(|(o, c)| (o, c)),
+            changes.created.iter().map(|(o, c)| (o, c)),
+        )
+    }
+
+    /// Undoes [`Commitment::apply_changes`] of the same lists (removes `created`, restores `spent`).
+    ///
+    /// # Errors
+    /// As [`Commitment::apply_changes`].
+    pub fn revert_changes<'a, C: CoinView + 'a, D: CoinView + 'a>(
+        &mut self,
+        created: impl IntoIterator<Item = (&'a OutPoint, &'a C)>,
+        spent: impl IntoIterator<Item = (&'a OutPoint, &'a D)>,
+    ) -> Result<(), UpdateError> {
+        self.apply_changes(spent, created)
+    }
+
+    /// A proof about one outpoint: inclusion of `coin` when given, else exclusion.
+    ///
+    /// # Errors
+    /// As [`Commitment::prove_many`].
+    pub fn prove<C: CoinView>(
+        &self,
+        outpoint: &OutPoint,
+        coin: Option<&C>,
+    ) -> Result<Proof, ProveError> {
+        self.prove_many([(outpoint, coin)])
+    }
+
+    /// One multi-proof about many outpoints (inclusion where a coin is given, else exclusion); shared
+    /// parts of the tree appear once.
+    ///
+    /// # Errors
+    /// [`ProveError::NotInSet`] for an inclusion of a coin not in the set with these fields,
+    /// [`ProveError::PrefixPresent`] for an exclusion that cannot be shown (see its docs),
+    /// [`ProveError::ClaimCount`] for 0 or more than [`CLAIMS_MAX`] queries,
+    /// [`ProveError::TooLarge`] if the proof would exceed the decoder's bounds.
+    pub fn prove_many<'a, C: CoinView + 'a>(
+        &self,
+        queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>)>,
+    ) -> Result<Proof, ProveError> {
+        let mut proof = Proof {
+            claims: Vec::new(),
+            nodes: Vec::new(),
+            entries: Vec::new(),
+        };
+        self.prove_many_into(queries, &mut proof)?;
+        Ok(proof)
+    }
+
+    /// [`Commitment::prove_many`] into a caller's `proof`, reusing its buffers: a server answering
+    /// many requests keeps one `Proof` per thread and encodes each answer from it, with no
+    /// allocation per proof beyond the claimed scripts.
+    ///
+    /// # Errors
+    /// As [`Commitment::prove_many`]; `proof` is then left empty.
+    pub fn prove_many_into<'a, C: CoinView + 'a>(
+        &self,
+        queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>)>,
+        proof: &mut Proof,
+    ) -> Result<(), ProveError> {
+        proof.claims.clear();
+        proof.nodes.clear();
+        proof.entries.clear();
+        let queries = queries
+            .into_iter()
+            .map(|(outpoint, coin)| (outpoint, coin, Lookup::of(outpoint, coin)));
+        let result = match &self.inner {
+            Inner::Compact(c) => fill_proof(c, queries, proof),
+            Inner::Paged(p) => fill_proof(p.as_ref(), queries, proof),
+        };
+        if result.is_err() {
+            proof.claims.clear();
+            proof.nodes.clear();
+            proof.entries.clear();
+        }
+        result
+    }
+
+    /// Proves each query on its own (one single-outpoint proof per query, as a server answering
+    /// many independent requests does) and hands each result to `sink` with the query's index.
+    /// Runs on up to [`Commitment::set_threads`] threads (above [`PARALLEL_PROOFS_MIN`] queries),
+    /// each with one reused [`Proof`] buffer, so `sink` sees results in no fixed order and must copy
+    /// or encode what it keeps.
+    ///
+    /// At 10M coins a proof is bound by cache misses (the page, the entry, the bucket, the upper
+    /// tree's siblings); queries are taken [`PROOF_GROUP`] at a time and those loads are issued for
+    /// the whole group before any proof is built, so the misses overlap instead of queuing.
+    ///
+    /// ```
+    /// use bitcoin::{OutPoint, Txid, hashes::Hash};
+    /// use merkle_proofs::{Commitment, LeafCoin, verify};
+    ///
+    /// let coins: Vec<(OutPoint, LeafCoin)> = (0..100u8)
+    ///     .map(|i| {
+    ///         let op = OutPoint { txid: Txid::from_byte_array([i; 32]), vout: 0 };
+    ///         (op, LeafCoin { amount: 1_000, height: 1, is_coinbase: false, script: vec![0x51] })
+    ///     })
+    ///     .collect();
+    /// let c = Commitment::from_coins(coins.iter().map(|(o, c)| (o, c))).unwrap();
+    /// let queries: Vec<(OutPoint, Option<LeafCoin>)> =
+    ///     coins.iter().map(|(o, c)| (*o, Some(c.clone()))).collect();
+    /// let root = c.root();
+    /// let verified = std::sync::atomic::AtomicUsize::new(0);
+    /// c.prove_each(&queries, |_, proof| {
+    ///     verify(&root, proof.unwrap()).unwrap();
+    ///     verified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    /// });
+    /// assert_eq!(verified.into_inner(), 100);
+    /// ```
+    pub fn prove_each<C, F>(&self, queries: &[(OutPoint, Option<C>)], sink: F)
+    where
+        C: CoinView + Sync,
+        F: Fn(usize, Result<&Proof, ProveError>) + Sync,
+    {
+        match &self.inner {
+            Inner::Paged(p) => p.prove_each(queries, sink),
+            Inner::Compact(c) => {
+                let mut proof = Proof {
+                    claims: Vec::new(),
+                    nodes: Vec::new(),
+                    entries: Vec::new(),
+                };
+                for (i, (outpoint, coin)) in queries.iter().enumerate() {
+                    proof.claims.clear();
+                    proof.nodes.clear();
+                    proof.entries.clear();
+                    let lookup = Lookup::of(outpoint, coin.as_ref());
+                    let result = fill_proof(c, [(outpoint, coin.as_ref(), lookup)], &mut proof);
+                    sink(i, result.map(|()| &proof));
+                }
+            }
+        }
     }
 }
 

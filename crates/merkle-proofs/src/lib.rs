@@ -76,11 +76,22 @@
 //!
 //! [`Commitment`] keeps 65,536 pages selected by the first two key bytes. A page holds its entries,
 //! sorted, as 38-byte records (key bytes 2..8 and the body) in one exactly-sized allocation, plus
-//! the hashes of its buckets. An upper tree over the pages (65,535 nodes in heap order) caches each
-//! node's coin count and hash. So a coin costs 38 bytes plus its share of the bucket hashes (~1 per
-//! 30 coins) and of the fixed page/upper overhead (~6.5 MB, 0.65 B/coin at 10M; more per coin for
-//! small sets). Proving needs no hashing of coins: copy the bucket, read ≤ 16 cached upper hashes,
-//! and rebuild ≤ a few page-level node hashes from cached bucket hashes.
+//! its buckets as 38-byte records (hash, first entry, the key bit at which the tree splits it from
+//! the next bucket): the page's whole tree shape, so proving never re-derives it from the entries.
+//! An upper tree over the pages (65,535 nodes in heap order) caches each node's coin count and hash,
+//! and each page's root hash sits beside them. So a coin costs 38 bytes plus its share of the
+//! bucket records (~1 per 30 coins) and of the fixed page/upper overhead (~8.5 MB, 0.85 B/coin at
+//! 10M; more per coin for small sets).
+//!
+//! Proving hashes only the claimed coin (its key and body) and at most a few page-level nodes from
+//! cached bucket hashes; the rest is memory traffic, and at 10M coins every step is a cache miss
+//! (page record, entries, bucket, the upper tree's lower levels). Three things keep it short: keys
+//! are uniform blake3 outputs, so a page is searched by interpolation (one or two neighbouring
+//! lines, not ~8 scattered ones); an inclusion proof walks the upper tree in a loop; and
+//! [`Commitment::prove_each`] takes independent queries [`PROOF_GROUP`] at a time, issuing the
+//! loads of the whole group before building any of its proofs, so the misses overlap, on up to
+//! [`Commitment::set_threads`] threads with one reused [`Proof`] buffer each
+//! ([`Commitment::prove_many_into`] reuses a caller's buffer the same way).
 //!
 //! Updates ([`Commitment::apply_changes`]) validate the whole batch first (all-or-nothing), merge
 //! each touched page (O(page size)), rehash only the buckets whose entries changed, then recompute
@@ -153,12 +164,14 @@ pub mod verify;
 #[cfg(feature = "std")]
 mod commitment;
 #[cfg(feature = "std")]
+mod compact;
+#[cfg(feature = "std")]
 pub mod json;
 
 #[cfg(feature = "std")]
 pub use commitment::{
-    BuildError, CoinView, Commitment, PARALLEL_PAGES_MIN, PARALLEL_PROOFS_MIN, PROOF_GROUP,
-    ProveError, UpdateError, entry_of, leaf_coin, outpoint_bytes,
+    BuildError, COMPACT_MAX, CoinView, Commitment, Layout, PARALLEL_PAGES_MIN, PARALLEL_PROOFS_MIN,
+    PROOF_GROUP, ProveError, UpdateError, entry_of, leaf_coin, outpoint_bytes,
 };
 pub use verify::{
     AMOUNT_MAX, BUCKET_MAX, CLAIMS_MAX, Claim, DecodeError, Entry, LeafCoin, OutPointBytes,
