@@ -117,12 +117,14 @@ fn batch_is_all_or_nothing_and_persisted_before_messages() {
         .iter()
         .map(|id| a.with_channel(id, |c| Ok(c.record())).unwrap())
         .collect();
-    // One channel's transfer is unaffordable: nothing applies.
+    // One channel's transfer is unaffordable: nothing applies. It is the last in lock (id) order,
+    // so the channels before it have proposed and must be rolled back.
     let mut updates: Vec<(ChannelId, Vec<_>)> =
         ids.iter().map(|id| (*id, pay(&a, id, 10_000))).collect();
-    let mut bad = pay(&a, &ids[1], 10_000);
+    let last = (0..ids.len()).max_by_key(|i| ids[*i]).unwrap();
+    let mut bad = pay(&a, &ids[last], 10_000);
     bad[0].outputs[0].amount = Amount::from_sat(5_000_000);
-    updates[1].1 = bad;
+    updates[last].1 = bad;
     assert!(matches!(
         a.apply_batch(updates),
         Err(ManagerError::Channel { .. })
