@@ -617,6 +617,9 @@ impl StateTree {
                 })
                 .collect::<Result<Vec<(OutPoint, CoinRef<'_>)>, StateTreeError>>()
         };
+        let spent_ids: Vec<OutputId> = spent.iter().map(|(i, _)| **i).collect();
+        let created_outputs: Vec<(OutputId, InternalOutput)> =
+            created.iter().map(|(i, o)| (**i, **o)).collect();
         let spent = coins(spent)?;
         let created = coins(created)?;
         if !spent.is_empty() || !created.is_empty() {
@@ -626,7 +629,11 @@ impl StateTree {
                     spent.iter().map(|(o, c)| (o, c)),
                 )
                 .map_err(|e| StateTreeError::Update(e.to_string()))?;
-            self.outputs.clone_from(&ledger.outputs);
+            // The tracked outputs follow the same difference (no clone of the whole map).
+            for id in &spent_ids {
+                self.outputs.remove(id);
+            }
+            self.outputs.extend(created_outputs);
         }
         self.version = ledger.version;
         Ok(self.root())
@@ -1085,6 +1092,7 @@ mod tests {
             ledger = ledger.apply_unchecked(&id, &[t]).expect("valid");
             let root = tree.sync(&ledger).expect("sync");
             assert_eq!(tree.version(), ledger.version);
+            assert_eq!(tree.outputs, ledger.outputs);
             let fresh = StateTree::new(&id, &keys, &ledger).expect("tree");
             assert_eq!(fresh.root(), root, "incremental root equals a rebuild");
         }
@@ -1116,6 +1124,7 @@ mod tests {
         }
         // Back to genesis: the tree reverts incrementally too.
         assert_eq!(tree.sync(&v0).expect("sync"), root0);
+        assert_eq!(tree.outputs, v0.outputs);
         let empty = Ledger::genesis(&[Amount::ZERO, Amount::ZERO]).expect("genesis");
         let t = StateTree::new(&id, &keys, &empty).expect("tree");
         assert_eq!(t.root(), Root::empty().0);
