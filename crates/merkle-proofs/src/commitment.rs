@@ -402,6 +402,14 @@ impl Page {
     }
 
     /// Hash of the page's tree (meaningless for an empty page).
+    /// The page's root as the upper tree keeps it.
+    fn root_node(&self) -> Node {
+        Node {
+            hash: self.root_hash(),
+            count: u32::try_from(self.entries.len()).unwrap_or(u32::MAX),
+        }
+    }
+
     fn root_hash(&self) -> [u8; 32] {
         if self.buckets.is_empty() {
             return [0; 32];
@@ -677,15 +685,20 @@ impl Prover for Paged {
     }
 }
 
+/// A node of the upper tree, or a page's root: its hash (meaningless where the count is 0) and the
+/// coins under it, side by side so that a proof's walk reads one cache line per level.
+#[derive(Clone, Copy, Default)]
+struct Node {
+    hash: [u8; 32],
+    count: u32,
+}
+
 /// The paged layout (see the crate docs): 65,536 key-prefix pages under a cached upper tree.
 #[derive(Clone)]
 pub(crate) struct Paged {
     pages: Vec<Page>,
-    /// Coins under upper node `i` (index 0 unused).
-    counts: Vec<u32>,
-    /// Hash of upper node `i` (meaningless where the count is 0), then at `PAGES + p` the root hash
-    /// of page `p`'s tree.
-    hashes: Vec<[u8; 32]>,
+    /// Upper node `i` (`1..PAGES`, index 0 unused), then at `PAGES + p` page `p`'s root.
+    nodes: Vec<Node>,
     len: usize,
     threads: usize,
 }
@@ -702,8 +715,7 @@ impl Paged {
     pub fn new() -> Paged {
         Paged {
             pages: vec![Page::default(); PAGES],
-            counts: vec![0; PAGES],
-            hashes: vec![[0; 32]; 2 * PAGES],
+            nodes: vec![Node::default(); 2 * PAGES],
             len: 0,
             threads: 2,
         }
@@ -777,15 +789,15 @@ impl Paged {
             start = end;
         }
         c.len = entries.len();
-        let rehash_all = |pages: &mut [Page], roots: &mut [[u8; 32]], base: usize| {
+        let rehash_all = |pages: &mut [Page], roots: &mut [Node], base: usize| {
             for (k, (p, root)) in pages.iter_mut().zip(roots).enumerate() {
                 if !p.entries.is_empty() {
                     p.rehash(base + k);
-                    *root = p.root_hash();
+                    *root = p.root_node();
                 }
             }
         };
-        let roots = &mut c.hashes[PAGES..];
+        let roots = &mut c.nodes[PAGES..];
         if c.len >= PARALLEL_BUILD_MIN && threads > 1 {
             let (a, b) = c.pages.split_at_mut(PAGES / 2);
             let (ra, rb) = roots.split_at_mut(PAGES / 2);
@@ -812,7 +824,7 @@ impl Paged {
         if self.len == 0 {
             Root::empty()
         } else {
-            Root(self.hashes[1])
+            Root(self.nodes[1].hash)
         }
     }
 
@@ -828,20 +840,20 @@ impl Paged {
                     + p.buckets.len() * std::mem::size_of::<Bucket>()
             })
             .sum();
-        pages + inner + self.counts.capacity() * 4 + self.hashes.capacity() * 32
+        pages + inner + self.nodes.capacity() * std::mem::size_of::<Node>()
     }
 
     fn count(&self, slot: Slot) -> usize {
         match slot {
-            Slot::Upper(i) => usize::try_from(self.counts[i]).unwrap_or(usize::MAX),
-            Slot::Page(p) => self.pages[p].entries.len(),
+            Slot::Upper(i) => usize::try_from(self.nodes[i].count).unwrap_or(usize::MAX),
+            Slot::Page(p) => usize::try_from(self.nodes[PAGES + p].count).unwrap_or(usize::MAX),
         }
     }
 
     fn hash(&self, slot: Slot) -> [u8; 32] {
         match slot {
-            Slot::Upper(i) => self.hashes[i],
-            Slot::Page(p) => self.hashes[PAGES + p],
+            Slot::Upper(i) => self.nodes[i].hash,
+            Slot::Page(p) => self.nodes[PAGES + p].hash,
         }
     }
 
@@ -875,9 +887,9 @@ impl Paged {
         let (l, r) = children(i);
         let (cl, cr) = (self.count(l), self.count(r));
         let count = cl + cr;
-        self.counts[i] = u32::try_from(count).unwrap_or(u32::MAX);
+        self.nodes[i].count = u32::try_from(count).unwrap_or(u32::MAX);
         if count <= BUCKET_MAX {
-            self.hashes[i] = if i == 1 && count > 0 {
+            self.nodes[i].hash = if i == 1 && count > 0 {
                 bucket_hash(self.gather(i).into_iter())
             } else {
                 [0; 32]
@@ -889,10 +901,10 @@ impl Paged {
                 && n > 0
                 && n <= BUCKET_MAX
             {
-                self.hashes[j] = bucket_hash(self.gather(j).into_iter());
+                self.nodes[j].hash = bucket_hash(self.gather(j).into_iter());
             }
         }
-        self.hashes[i] = if cl == 0 {
+        self.nodes[i].hash = if cl == 0 {
             self.hash(r)
         } else if cr == 0 {
             self.hash(l)
@@ -950,7 +962,7 @@ impl Paged {
     }
 
     fn apply_pages(&mut self, work: &[PageWork]) {
-        fn apply_one(page: &mut Page, root: &mut [u8; 32], w: &PageWork) {
+        fn apply_one(page: &mut Page, root: &mut Node, w: &PageWork) {
             let old = &page.entries;
             let mut merged: Vec<Stored> =
                 Vec::with_capacity(old.len() + w.insert.len() - w.remove.len());
@@ -973,14 +985,14 @@ impl Paged {
             let old_entries = std::mem::replace(&mut page.entries, merged.into_boxed_slice());
             let old_buckets = std::mem::take(&mut page.buckets);
             page.rehash_reusing(w.page, &old_entries, &old_buckets);
-            *root = page.root_hash();
+            *root = page.root_node();
         }
-        let run = |pages: &mut [Page], roots: &mut [[u8; 32]], base: usize, work: &[PageWork]| {
+        let run = |pages: &mut [Page], roots: &mut [Node], base: usize, work: &[PageWork]| {
             for w in work {
                 apply_one(&mut pages[w.page - base], &mut roots[w.page - base], w);
             }
         };
-        let roots = &mut self.hashes[PAGES..];
+        let roots = &mut self.nodes[PAGES..];
         if self.threads > 1 && work.len() >= PARALLEL_PAGES_MIN {
             let half = work.len() / 2;
             let split_page = work[half].page;
@@ -1049,9 +1061,7 @@ impl Paged {
     fn warm(&self, lookups: &[Lookup]) -> u64 {
         let mut acc = 0u64;
         for l in lookups {
-            // The page and its sibling (whose count and root the proof needs).
             acc ^= self.pages[l.page()].entries.len() as u64;
-            acc ^= self.pages[l.page() ^ 1].entries.len() as u64;
         }
         let mut spots = [(0usize, 0usize); PROOF_GROUP];
         for (l, spot) in lookups.iter().zip(&mut spots) {
@@ -1062,16 +1072,14 @@ impl Paged {
                 *spot = (l.page(), g);
                 acc ^= u64::from(page.entries[g][0]);
             }
-            if let Some(b) = page.buckets.first() {
+            // The bucket records (a page's tree shape), a few lines.
+            for b in page.buckets.iter().step_by(2) {
                 acc ^= u64::from(b.split[0]);
             }
             let mut node = PAGES + l.page();
             // The top levels (below node 512: 16 KiB of hashes) stay cached anyway.
             while node >= 512 {
-                acc ^= u64::from(self.hashes[node ^ 1][0]);
-                if node < PAGES {
-                    acc ^= u64::from(self.counts[node ^ 1]);
-                }
+                acc ^= u64::from(self.nodes[node ^ 1].count);
                 node >>= 1;
             }
         }
