@@ -451,6 +451,13 @@ pub enum BuildError {
         /// The outpoint.
         outpoint: OutPoint,
     },
+    /// The same coin was given twice to a [`crate::Builder`], which keeps no outpoints: the first
+    /// 8 bytes of its tree key.
+    #[error("a coin with tree key prefix {key_prefix:02x?} given twice")]
+    DuplicateEntry {
+        /// First 8 bytes of the coin's tree key.
+        key_prefix: [u8; 8],
+    },
 }
 
 /// Errors of [`Commitment::apply_changes`]; on error the commitment is unchanged.
@@ -1284,6 +1291,11 @@ impl Commitment {
     /// The commitment to the empty set, laid out as `layout`.
     pub fn with_layout(layout: Layout) -> Commitment {
         Commitment::from_sorted_entries(Vec::new(), layout, 2)
+    }
+
+    /// The commitment of sorted, distinct entries (see [`crate::Builder`]).
+    pub(crate) fn from_entries(entries: Vec<Entry>, layout: Layout) -> Commitment {
+        Commitment::from_sorted_entries(entries, layout, 2)
     }
 
     fn from_sorted_entries(entries: Vec<Entry>, layout: Layout, threads: usize) -> Commitment {

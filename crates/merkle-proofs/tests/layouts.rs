@@ -132,3 +132,41 @@ fn auto_layout_turns_paged_past_compact_max_and_back_is_not_needed() {
     assert!(Commitment::with_layout(Layout::Paged).heap_bytes() > 4_000_000);
     assert!(Commitment::new().heap_bytes() < 1_000);
 }
+
+/// The streaming builder gives the commitment `from_coins` gives, in any feed order, small or
+/// past `COMPACT_MAX`, and names a coin fed twice by its key prefix.
+#[test]
+fn builder_equals_from_coins_and_refuses_a_coin_twice() {
+    use merkle_proofs::{BuildError, Builder};
+    let mut r = rng(8);
+    for n in [0, 1, 300, COMPACT_MAX + 1_000] {
+        let set = coins(&mut r, n);
+        let direct = Commitment::from_coins(set.iter().map(|(o, c)| (o, c))).unwrap();
+        let mut b = Builder::new();
+        for (o, c) in set.iter().rev() {
+            b.push(o, c);
+        }
+        assert_eq!(b.len(), n);
+        let built = b.finish().unwrap();
+        assert_eq!(built.root(), direct.root());
+        assert_eq!(built.is_paged(), direct.is_paged());
+        assert_eq!(built.len(), n);
+        let mut paged = Builder::with_capacity(n, Layout::Paged);
+        for (o, c) in &set {
+            paged.push(o, c);
+        }
+        let paged = paged.finish().unwrap();
+        assert!(paged.is_paged());
+        assert_eq!(paged.root(), direct.root());
+    }
+    let set = coins(&mut r, 50);
+    let mut b = Builder::new();
+    for (o, c) in set.iter().chain(&set[7..8]) {
+        b.push(o, c);
+    }
+    let prefix = merkle_proofs::entry_of(&set[7].0, &set[7].1).key8;
+    assert_eq!(
+        b.finish().unwrap_err(),
+        BuildError::DuplicateEntry { key_prefix: prefix }
+    );
+}

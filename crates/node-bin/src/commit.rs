@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use bitcoin::hashes::Hash;
 use bitcoin::{Network, OutPoint, Txid};
-use merkle_proofs::{Claim, Commitment, Proof, Root};
+use merkle_proofs::{Builder, Claim, Commitment, Proof, Root};
 use utxo_core::Coin;
 use wal_store::Store;
 
@@ -33,6 +33,19 @@ pub fn rebuild<'a>(
 ) -> anyhow::Result<(Commitment, Duration)> {
     let start = Instant::now();
     let c = Commitment::from_sorted_coins(coins).context("rebuilding the UTXO commitment")?;
+    let took = start.elapsed();
+    tracing::info!(coins = c.len(), ?took, root = %c.root(), "commitment rebuilt");
+    Ok((c, took))
+}
+
+/// Builds the commitment from a [`Builder`] fed with a store's or a snapshot's coins, and measures
+/// how long the sort and build took.
+///
+/// # Errors
+/// A coin given twice (a corrupt store or file).
+fn finish(builder: Builder) -> anyhow::Result<(Commitment, Duration)> {
+    let start = Instant::now();
+    let c = builder.finish().context("rebuilding the UTXO commitment")?;
     let took = start.elapsed();
     tracing::info!(coins = c.len(), ?took, root = %c.root(), "commitment rebuilt");
     Ok((c, took))
@@ -78,24 +91,25 @@ pub fn check_logged(store: &Store, root: &Root) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The commitment check of `snapshot import`: keeps the coins as the import streams them, then
-/// rebuilds the commitment from them (the same `Commitment::from_sorted_coins` as at open) so
+/// The commitment check of `snapshot import`: keeps each coin's 40-byte entry as the import streams
+/// them (a [`Builder`], not the coins), then builds the commitment (the same tree as at open) so
 /// wal-store can compare its root with the file's before the import's last transaction commits.
 #[derive(Default)]
 pub struct ImportCheck {
-    coins: Vec<(OutPoint, Coin)>,
+    /// The imported coins' entries (40 bytes each), not the coins.
+    builder: Builder,
     /// The rebuilt root and how long the rebuild took, once `root` was called.
     pub rebuilt: Option<(Root, usize, Duration)>,
 }
 
 impl wal_store::snapshot::CommitmentCheck for ImportCheck {
     fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin) {
-        self.coins.push((*outpoint, coin.clone()));
+        self.builder.push(outpoint, coin);
     }
 
     fn root(&mut self) -> Result<[u8; 32], String> {
-        let coins = std::mem::take(&mut self.coins);
-        let (c, took) = rebuild(coins.iter().map(|(o, c)| (o, c))).map_err(|e| format!("{e:#}"))?;
+        let builder = std::mem::take(&mut self.builder);
+        let (c, took) = finish(builder).map_err(|e| format!("{e:#}"))?;
         let root = c.root();
         self.rebuilt = Some((root, c.len(), took));
         Ok(root.0)
@@ -107,12 +121,14 @@ impl wal_store::snapshot::CommitmentCheck for ImportCheck {
 /// # Errors
 /// Store errors, an empty datadir, a root mismatch.
 pub fn load(store: &mut Store) -> anyhow::Result<(Commitment, Duration)> {
-    let mut coins: Vec<(OutPoint, Coin)> = Vec::new();
+    let mut builder = Builder::new();
+    let start = Instant::now();
     store.for_each_coin(|op, coin| {
-        coins.push((op, coin));
+        builder.push(&op, &coin);
         Ok(())
     })?;
-    let (c, took) = rebuild(coins.iter().map(|(o, c)| (o, c)))?;
+    let (c, _) = finish(builder)?;
+    let took = start.elapsed();
     check_logged(store, &c.root())?;
     Ok((c, took))
 }
