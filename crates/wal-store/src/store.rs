@@ -327,13 +327,8 @@ impl Store {
             report: RecoveryReport::default(),
         };
         let outcome = wal::scan(io.as_ref(), applied_seq, |seq, payload| {
-            let p: Payload = postcard::from_bytes(payload).map_err(|e| StoreError::CorruptWal {
-                segment: format!("record {seq}"),
-                offset: 0,
-                reason: FrameError::Payload {
-                    reason: e.to_string(),
-                },
-            })?;
+            let p: Payload = postcard::from_bytes(payload)
+                .map_err(|e| wal_payload_error(format!("record {seq}"), 0, &e))?;
             store.apply_payload(p)
         })?;
         let last_seq = applied_seq.max(outcome.last_seq);
@@ -466,13 +461,8 @@ impl Store {
 
     /// Logs and applies one payload; syncs when the group-commit thresholds are reached.
     fn log(&mut self, payload: Payload) -> Result<Ack, StoreError> {
-        let bytes = postcard::to_stdvec(&payload).map_err(|e| StoreError::CorruptWal {
-            segment: self.wal.name.clone(),
-            offset: self.wal.seg_len,
-            reason: FrameError::Payload {
-                reason: e.to_string(),
-            },
-        })?;
+        let bytes = postcard::to_stdvec(&payload)
+            .map_err(|e| wal_payload_error(self.wal.name.clone(), self.wal.seg_len, &e))?;
         let r = self.wal.append(&bytes);
         let seq = self.poison_on(r)?;
         let r = self.apply_payload(payload);
@@ -588,11 +578,7 @@ impl Store {
             for (height, entry) in &self.undo_overlay {
                 match entry {
                     Some(e) => {
-                        let bytes =
-                            postcard::to_stdvec(e).map_err(|err| StoreError::CorruptDb {
-                                what: "undo entry",
-                                reason: err.to_string(),
-                            })?;
+                        let bytes = postcard::to_stdvec(e).map_err(corrupt_db("undo entry"))?;
                         undo.insert(*height, &bytes[..])
                             .map_err(StoreError::redb("write undo"))?;
                     }
@@ -612,20 +598,7 @@ impl Store {
             let mut meta = txn
                 .open_table(META)
                 .map_err(StoreError::redb("open meta"))?;
-            meta.insert(META_APPLIED, &applied_seq.to_le_bytes()[..])
-                .map_err(StoreError::redb("write meta"))?;
-            meta.insert(META_STATS, &encode_stats(&self.stats)[..])
-                .map_err(StoreError::redb("write meta"))?;
-            match self.tip {
-                Some(tip) => {
-                    meta.insert(META_TIP, &tip.encode()[..])
-                        .map_err(StoreError::redb("write meta"))?;
-                }
-                None => {
-                    meta.remove(META_TIP)
-                        .map_err(StoreError::redb("write meta"))?;
-                }
-            }
+            write_state_meta(&mut meta, applied_seq, &self.stats, self.tip)?;
         }
         txn.commit()
             .map_err(StoreError::redb("commit checkpoint"))?;
@@ -640,18 +613,10 @@ impl Store {
         let payload = match payload {
             Payload::Block(entry) => {
                 let mut buf = Vec::with_capacity(128);
-                for (op, coin) in &entry.spent {
-                    self.delete_coin(*op);
-                    self.stats
-                        .remove_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
-                }
-                for (op, coin) in &entry.created {
-                    // A coinbase may overwrite an unspent duplicate (the BIP30 exceptions): never
-                    // fresh. Other new coins cannot exist unspent in redb (BIP30).
-                    self.put_coin(*op, coin.clone(), coin.code & 1 == 0);
-                    self.stats
-                        .add_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
-                }
+                self.remove_coins(&entry.spent, &mut buf);
+                // A coinbase may overwrite an unspent duplicate (the BIP30 exceptions): never
+                // fresh. Other new coins cannot exist unspent in redb (BIP30).
+                self.add_coins(&entry.created, |coin| coin.code & 1 == 0, &mut buf);
                 self.tip = Some(Tip {
                     height: entry.height,
                     hash: BlockHash::from_byte_array(entry.hash),
@@ -672,16 +637,8 @@ impl Store {
                         reason: format!("disconnect of height {height} without its undo data"),
                     })?;
                 let mut buf = Vec::with_capacity(128);
-                for (op, coin) in &entry.created {
-                    self.delete_coin(*op);
-                    self.stats
-                        .remove_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
-                }
-                for (op, coin) in &entry.spent {
-                    self.put_coin(*op, coin.clone(), false);
-                    self.stats
-                        .add_coin(&OutPoint::from(*op), &Coin::from(coin), &mut buf);
-                }
+                self.remove_coins(&entry.created, &mut buf);
+                self.add_coins(&entry.spent, |_| false, &mut buf);
                 self.undo_overlay.insert(*height, None);
                 self.tip = height.checked_sub(1).map(|h| Tip {
                     height: h,
@@ -741,26 +698,41 @@ impl Store {
         }
     }
 
+    /// Adds `coins` to the overlay and the statistics; `fresh` says, per coin, whether it is known
+    /// absent from redb (see [`Store::put_coin`]).
+    fn add_coins(
+        &mut self,
+        coins: &[(RawOutPoint, RawCoin)],
+        fresh: impl Fn(&RawCoin) -> bool,
+        buf: &mut Vec<u8>,
+    ) {
+        for (op, coin) in coins {
+            self.put_coin(*op, coin.clone(), fresh(coin));
+            self.stats
+                .add_coin(&OutPoint::from(*op), &Coin::from(coin), buf);
+        }
+    }
+
+    /// Removes `coins` from the overlay and the statistics.
+    fn remove_coins(&mut self, coins: &[(RawOutPoint, RawCoin)], buf: &mut Vec<u8>) {
+        for (op, coin) in coins {
+            self.delete_coin(*op);
+            self.stats
+                .remove_coin(&OutPoint::from(*op), &Coin::from(coin), buf);
+        }
+    }
+
     fn undo_entry(&self, height: u32) -> Result<Option<BlockEntry>, StoreError> {
         if let Some(e) = self.undo_overlay.get(&height) {
             return Ok(e.clone());
         }
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(StoreError::redb("begin read"))?;
-        let table = txn
-            .open_table(UNDO)
-            .map_err(StoreError::redb("open undo"))?;
+        let table = read_table(&self.db, UNDO, "open undo")?;
         let Some(v) = table.get(height).map_err(StoreError::redb("read undo"))? else {
             return Ok(None);
         };
         postcard::from_bytes(v.value())
             .map(Some)
-            .map_err(|e| StoreError::CorruptDb {
-                what: "undo entry",
-                reason: e.to_string(),
-            })
+            .map_err(corrupt_db("undo entry"))
     }
 
     /// The stored block at `height` with its undo data, if still kept (the last `undo_depth`).
@@ -814,13 +786,7 @@ impl Store {
         if let Some(slot) = self.overlay.get(&raw) {
             return Ok(slot.coin().map(Coin::from));
         }
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(StoreError::redb("begin read"))?;
-        let table = txn
-            .open_table(COINS)
-            .map_err(StoreError::redb("open coins"))?;
+        let table = read_table(&self.db, COINS, "open coins")?;
         let Some(v) = table
             .get(&raw.key()[..])
             .map_err(StoreError::redb("read coin"))?
@@ -829,10 +795,7 @@ impl Store {
         };
         decode_coin(&mut v.value())
             .map(Some)
-            .map_err(|e| StoreError::CorruptDb {
-                what: "coin",
-                reason: e.to_string(),
-            })
+            .map_err(corrupt_db("coin"))
     }
 
     /// Checkpoints, then calls `f` for every coin in key order (txid raw bytes, then vout).
@@ -844,28 +807,10 @@ impl Store {
         &mut self,
         mut f: impl FnMut(OutPoint, Coin) -> Result<(), StoreError>,
     ) -> Result<u64, StoreError> {
-        if !self.overlay.is_empty() || !self.undo_overlay.is_empty() {
-            self.checkpoint()?;
-        }
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(StoreError::redb("begin read"))?;
-        let table = txn
-            .open_table(COINS)
-            .map_err(StoreError::redb("open coins"))?;
         let mut n = 0u64;
-        for item in table.iter().map_err(StoreError::redb("iterate coins"))? {
-            let (k, v) = item.map_err(StoreError::redb("iterate coins"))?;
-            let op = RawOutPoint::from_key(k.value()).ok_or(StoreError::CorruptDb {
-                what: "coin key",
-                reason: format!("{} bytes", k.value().len()),
-            })?;
-            let coin = decode_coin(&mut v.value()).map_err(|e| StoreError::CorruptDb {
-                what: "coin",
-                reason: e.to_string(),
-            })?;
-            f(op.into(), coin)?;
+        for item in self.coin_iter()? {
+            let (op, coin) = item?;
+            f(op, coin)?;
             n += 1;
         }
         Ok(n)
@@ -899,20 +844,16 @@ impl Store {
     /// # Errors
     /// Checkpoint and redb errors.
     pub fn coin_iter(&mut self) -> Result<CoinIter, StoreError> {
+        self.checkpoint_if_dirty()?;
+        coins_in(&self.db)
+    }
+
+    /// Checkpoints if anything was logged since the last checkpoint, so that redb holds everything.
+    fn checkpoint_if_dirty(&mut self) -> Result<(), StoreError> {
         if !self.overlay.is_empty() || !self.undo_overlay.is_empty() {
             self.checkpoint()?;
         }
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(StoreError::redb("begin read"))?;
-        let table = txn
-            .open_table(COINS)
-            .map_err(StoreError::redb("open coins"))?;
-        let range = table
-            .range::<&[u8]>(..)
-            .map_err(StoreError::redb("iterate coins"))?;
-        Ok(CoinIter { range })
+        Ok(())
     }
 
     /// Number of coins (checkpoints first so redb holds everything).
@@ -920,17 +861,10 @@ impl Store {
     /// # Errors
     /// Checkpoint and redb errors.
     pub fn coin_count(&mut self) -> Result<u64, StoreError> {
-        if !self.overlay.is_empty() || !self.undo_overlay.is_empty() {
-            self.checkpoint()?;
-        }
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(StoreError::redb("begin read"))?;
-        let table = txn
-            .open_table(COINS)
-            .map_err(StoreError::redb("open coins"))?;
-        table.len().map_err(StoreError::redb("count coins"))
+        self.checkpoint_if_dirty()?;
+        read_table(&self.db, COINS, "open coins")?
+            .len()
+            .map_err(StoreError::redb("count coins"))
     }
 
     /// Loads coins into an empty store and sets the tip, all or nothing as seen by users of the
@@ -992,13 +926,7 @@ impl Store {
     /// # Errors
     /// redb errors, [`StoreError::CorruptDb`] for a malformed value.
     pub fn snapshot_root(&self) -> Result<Option<(Tip, [u8; 32])>, StoreError> {
-        let txn = self
-            .db
-            .begin_read()
-            .map_err(StoreError::redb("begin read"))?;
-        let meta = txn
-            .open_table(META)
-            .map_err(StoreError::redb("open meta"))?;
+        let meta = read_table(&self.db, META, "open meta")?;
         let Some(v) = meta
             .get(META_SNAPSHOT_ROOT)
             .map_err(StoreError::redb("read meta"))?
@@ -1074,10 +1002,7 @@ impl Iterator for CoinIter {
                         what: "coin key",
                         reason: format!("{} bytes", k.value().len()),
                     })?;
-                    let coin = decode_coin(&mut v.value()).map_err(|e| StoreError::CorruptDb {
-                        what: "coin",
-                        reason: e.to_string(),
-                    })?;
+                    let coin = decode_coin(&mut v.value()).map_err(corrupt_db("coin"))?;
                     Ok((op.into(), coin))
                 }),
         )
@@ -1091,10 +1016,7 @@ fn raw_pairs(v: &[(OutPoint, Coin)]) -> Vec<(RawOutPoint, RawCoin)> {
 }
 
 fn stored_block(e: BlockEntry) -> Result<StoredBlock, StoreError> {
-    let undo = BlockUndo::decode(&mut &e.undo[..]).map_err(|err| StoreError::CorruptDb {
-        what: "block undo",
-        reason: err.to_string(),
-    })?;
+    let undo = BlockUndo::decode(&mut &e.undo[..]).map_err(corrupt_db("block undo"))?;
     let conv = |v: &[(RawOutPoint, RawCoin)]| -> Vec<(OutPoint, Coin)> {
         v.iter()
             .map(|(op, c)| (OutPoint::from(*op), Coin::from(c)))
@@ -1164,12 +1086,7 @@ impl ChunkedLoad {
                     self.coins += 1;
                 }
                 if ended {
-                    meta.insert(META_TIP, &tip.encode()[..])
-                        .map_err(StoreError::redb("write meta"))?;
-                    meta.insert(META_APPLIED, &applied.to_le_bytes()[..])
-                        .map_err(StoreError::redb("write meta"))?;
-                    meta.insert(META_STATS, &encode_stats(&self.stats)[..])
-                        .map_err(StoreError::redb("write meta"))?;
+                    write_state_meta(&mut meta, applied, &self.stats, Some(tip))?;
                     match commitment_root {
                         Some(root) => {
                             let mut v = tip.encode().to_vec();
@@ -1356,25 +1273,71 @@ fn decode_stats(b: &[u8]) -> Option<UtxoStats> {
 
 /// Statistics recomputed from every coin in redb (when MuHash tracking is turned on again).
 fn stats_from_db(db: &redb::Database) -> Result<UtxoStats, StoreError> {
-    let txn = db.begin_read().map_err(StoreError::redb("begin read"))?;
-    let table = txn
-        .open_table(COINS)
-        .map_err(StoreError::redb("open coins"))?;
     let mut stats = UtxoStats::new(true);
     let mut buf = Vec::with_capacity(128);
-    for item in table.iter().map_err(StoreError::redb("iterate coins"))? {
-        let (k, v) = item.map_err(StoreError::redb("iterate coins"))?;
-        let op = RawOutPoint::from_key(k.value()).ok_or(StoreError::CorruptDb {
-            what: "coin key",
-            reason: format!("{} bytes", k.value().len()),
-        })?;
-        let coin = decode_coin(&mut v.value()).map_err(|e| StoreError::CorruptDb {
-            what: "coin",
-            reason: e.to_string(),
-        })?;
-        stats.add_coin(&OutPoint::from(op), &coin, &mut buf);
+    for item in coins_in(db)? {
+        let (op, coin) = item?;
+        stats.add_coin(&op, &coin, &mut buf);
     }
     Ok(stats)
+}
+
+/// Opens `table` in a new read transaction (the table keeps the transaction alive); `open` names
+/// the step in the error.
+fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    db: &redb::Database,
+    table: TableDefinition<'_, K, V>,
+    open: &'static str,
+) -> Result<redb::ReadOnlyTable<K, V>, StoreError> {
+    let txn = db.begin_read().map_err(StoreError::redb("begin read"))?;
+    txn.open_table(table).map_err(StoreError::redb(open))
+}
+
+/// Every coin in redb, in key order, from one read transaction.
+fn coins_in(db: &redb::Database) -> Result<CoinIter, StoreError> {
+    let range = read_table(db, COINS, "open coins")?
+        .range::<&[u8]>(..)
+        .map_err(StoreError::redb("iterate coins"))?;
+    Ok(CoinIter { range })
+}
+
+/// Writes the state a checkpoint leaves behind into `meta`: the applied sequence number, the
+/// statistics and the tip (removed when there is none).
+fn write_state_meta(
+    meta: &mut redb::Table<&str, &[u8]>,
+    applied_seq: u64,
+    stats: &UtxoStats,
+    tip: Option<Tip>,
+) -> Result<(), StoreError> {
+    meta.insert(META_APPLIED, &applied_seq.to_le_bytes()[..])
+        .map_err(StoreError::redb("write meta"))?;
+    meta.insert(META_STATS, &encode_stats(stats)[..])
+        .map_err(StoreError::redb("write meta"))?;
+    match tip {
+        Some(tip) => meta.insert(META_TIP, &tip.encode()[..]),
+        None => meta.remove(META_TIP),
+    }
+    .map_err(StoreError::redb("write meta"))?;
+    Ok(())
+}
+
+/// [`StoreError::CorruptDb`] for stored bytes (`what`) that do not decode.
+fn corrupt_db<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::CorruptDb {
+        what,
+        reason: e.to_string(),
+    }
+}
+
+/// [`StoreError::CorruptWal`] for a WAL payload that does not (de)serialise.
+fn wal_payload_error(segment: String, offset: u64, e: &postcard::Error) -> StoreError {
+    StoreError::CorruptWal {
+        segment,
+        offset,
+        reason: FrameError::Payload {
+            reason: e.to_string(),
+        },
+    }
 }
 
 fn le_u32(b: &[u8]) -> Option<u32> {
