@@ -5,31 +5,14 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::*;
-
-fn dd<'a>(datadir: &'a Path, args: &[&'a str]) -> std::process::Output {
-    let mut all = vec![
-        "--network",
-        "regtest",
-        "--datadir",
-        datadir.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    l2btc(&all)
-}
-
-fn stats(datadir: &Path) -> String {
-    ok(&dd(datadir, &["utxo-stats", "--json"]))
-}
 
 #[test]
 fn import_matches_core_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("dd");
     let hex = hex_gz();
-    let out = ok(&dd(
+    let out = ok(&l2btc_in(
         &d,
         &[
             "import-blocks",
@@ -38,45 +21,33 @@ fn import_matches_core_and_resumes() {
             "100",
         ],
     ));
-    assert_eq!(
-        out.lines().filter(|l| l.starts_with("durable ")).count(),
-        101
-    );
-    assert_matches_core(&stats(&d), 100);
+    assert_eq!(count_lines_starting(&out, "durable "), 101);
+    assert_matches_core(&utxo_stats_json(&d), 100);
     // Resume: only the rest is connected.
-    let run = dd(&d, &["import-blocks", hex.to_str().unwrap()]);
+    let run = l2btc_in(&d, &["import-blocks", hex.to_str().unwrap()]);
     let out = ok(&run);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 100, "{out}");
     assert!(lines[0].starts_with("durable 101 "), "{out}");
     assert!(String::from_utf8_lossy(&run.stderr).contains("101 already known"));
-    assert_matches_core(&stats(&d), 200);
+    assert_matches_core(&utxo_stats_json(&d), 200);
     // Nothing left to do.
-    assert_eq!(ok(&dd(&d, &["import-blocks", hex.to_str().unwrap()])), "");
+    assert_eq!(
+        ok(&l2btc_in(&d, &["import-blocks", hex.to_str().unwrap()])),
+        ""
+    );
     // A coin: the first coinbase output no later block spends (50 BTC).
-    let blocks = regtest_blocks();
-    let spent: std::collections::HashSet<bitcoin::OutPoint> = blocks
-        .iter()
-        .flat_map(|b| {
-            b.txdata
-                .iter()
-                .flat_map(|t| t.input.iter().map(|i| i.previous_output))
-        })
-        .collect();
-    let (h, cb) = (1..=100)
-        .map(|h| (h, blocks[h].txdata[0].compute_txid()))
-        .find(|(_, t)| !spent.contains(&bitcoin::OutPoint { txid: *t, vout: 0 }))
-        .unwrap();
-    let got = ok(&dd(&d, &["utxo-get", &format!("{cb}:0"), "--json"]));
+    let (coin, h) = unspent_coinbase(&regtest_blocks());
+    let got = ok(&l2btc_in(&d, &["utxo-get", &coin.to_string(), "--json"]));
     let v: serde_json::Value = serde_json::from_str(&got).unwrap();
     assert_eq!(raw_number(&got, "value"), "50.00000000");
     assert_eq!(v["height"], h);
     assert_eq!(v["coinbase"], true);
     assert_eq!(v["confirmations"], 201 - h);
     // A spent or unknown output fails.
-    let err = fails(&dd(&d, &["utxo-get", &format!("{cb}:1")]));
+    let err = fails(&l2btc_in(&d, &["utxo-get", &format!("{}:1", coin.txid)]));
     assert!(err.contains("not in the UTXO set"), "{err}");
-    let err = fails(&dd(&d, &["utxo-get", "nonsense"]));
+    let err = fails(&l2btc_in(&d, &["utxo-get", "nonsense"]));
     assert!(err.contains("TXID:VOUT"), "{err}");
 }
 
@@ -85,8 +56,8 @@ fn import_from_xored_blk_file_matches_core() {
     let tmp = tempfile::tempdir().unwrap();
     let blk = blk_file(tmp.path());
     let d = tmp.path().join("dd");
-    ok(&dd(&d, &["import-blocks", blk.to_str().unwrap()]));
-    assert_matches_core(&stats(&d), 200);
+    ok(&l2btc_in(&d, &["import-blocks", blk.to_str().unwrap()]));
+    assert_matches_core(&utxo_stats_json(&d), 200);
     // Another network's datadir flags are refused.
     let err = fails(&l2btc(&[
         "--network",
@@ -102,9 +73,15 @@ fn import_from_xored_blk_file_matches_core() {
 fn dump_core_is_byte_identical_to_cores_dumptxoutset() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("dd");
-    ok(&dd(&d, &["import-blocks", hex_gz().to_str().unwrap()]));
+    ok(&l2btc_in(
+        &d,
+        &["import-blocks", hex_gz().to_str().unwrap()],
+    ));
     let ours = tmp.path().join("ours.dat");
-    ok(&dd(&d, &["snapshot", "dump-core", ours.to_str().unwrap()]));
+    ok(&l2btc_in(
+        &d,
+        &["snapshot", "dump-core", ours.to_str().unwrap()],
+    ));
     let core = std::fs::read(chain_a().join("utxo-snapshot-200.dat")).unwrap();
     let ours = std::fs::read(ours).unwrap();
     assert_eq!(ours.len(), core.len());
@@ -122,15 +99,18 @@ fn load_core_reproduces_cores_stats_then_import_continues() {
     .unwrap();
     let snap = chain_a().join("utxo-snapshot-200.dat");
     // The base block must be known first.
-    let err = fails(&dd(&d, &["snapshot", "load-core", snap.to_str().unwrap()]));
+    let err = fails(&l2btc_in(
+        &d,
+        &["snapshot", "load-core", snap.to_str().unwrap()],
+    ));
     assert!(err.contains("74afd291"), "{err}");
-    ok(&dd(
+    ok(&l2btc_in(
         &d,
         &["import-blocks", "--headers-only", hex.to_str().unwrap()],
     ));
     // A wrong expected hash is refused and leaves the store empty.
     let wrong = "00".repeat(32);
-    fails(&dd(
+    fails(&l2btc_in(
         &d,
         &[
             "snapshot",
@@ -140,9 +120,9 @@ fn load_core_reproduces_cores_stats_then_import_continues() {
             &wrong,
         ],
     ));
-    fails(&dd(&d, &["utxo-stats"]));
+    fails(&l2btc_in(&d, &["utxo-stats"]));
     let expected = core["txoutset_hash"].as_str().unwrap();
-    ok(&dd(
+    ok(&l2btc_in(
         &d,
         &[
             "snapshot",
@@ -152,10 +132,10 @@ fn load_core_reproduces_cores_stats_then_import_continues() {
             expected,
         ],
     ));
-    assert_matches_core(&stats(&d), 200);
+    assert_matches_core(&utxo_stats_json(&d), 200);
     // Blocks up to the snapshot are known; importing them again changes nothing.
-    ok(&dd(&d, &["import-blocks", hex.to_str().unwrap()]));
-    assert_matches_core(&stats(&d), 200);
+    ok(&l2btc_in(&d, &["import-blocks", hex.to_str().unwrap()]));
+    assert_matches_core(&utxo_stats_json(&d), 200);
 }
 
 #[test]
@@ -163,10 +143,13 @@ fn snapshot_export_import_roundtrip_and_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let hex = hex_gz();
-    ok(&dd(&a, &["import-blocks", hex.to_str().unwrap()]));
+    ok(&l2btc_in(&a, &["import-blocks", hex.to_str().unwrap()]));
     let snap = tmp.path().join("snap.dat");
-    ok(&dd(&a, &["snapshot", "export", snap.to_str().unwrap()]));
-    ok(&dd(
+    ok(&l2btc_in(
+        &a,
+        &["snapshot", "export", snap.to_str().unwrap()],
+    ));
+    ok(&l2btc_in(
         &b,
         &["import-blocks", "--headers-only", hex.to_str().unwrap()],
     ));
@@ -177,8 +160,11 @@ fn snapshot_export_import_roundtrip_and_corruption() {
     bad[mid] ^= 0x10;
     let badp = tmp.path().join("bad.dat");
     std::fs::write(&badp, bad).unwrap();
-    fails(&dd(&b, &["snapshot", "import", badp.to_str().unwrap()]));
-    fails(&dd(&b, &["utxo-stats"]));
+    fails(&l2btc_in(
+        &b,
+        &["snapshot", "import", badp.to_str().unwrap()],
+    ));
+    fails(&l2btc_in(&b, &["utxo-stats"]));
     // Another network's datadir refuses it.
     let c = tmp.path().join("c");
     fails(&l2btc(&[
@@ -190,9 +176,12 @@ fn snapshot_export_import_roundtrip_and_corruption() {
         "import",
         snap.to_str().unwrap(),
     ]));
-    ok(&dd(&b, &["snapshot", "import", snap.to_str().unwrap()]));
-    assert_eq!(stats(&b), stats(&a));
-    assert_matches_core(&stats(&b), 200);
+    ok(&l2btc_in(
+        &b,
+        &["snapshot", "import", snap.to_str().unwrap()],
+    ));
+    assert_eq!(utxo_stats_json(&b), utxo_stats_json(&a));
+    assert_matches_core(&utxo_stats_json(&b), 200);
 }
 
 /// `n` blocks on top of `base` (at `height`), each with a coinbase only.
@@ -218,34 +207,15 @@ fn most_work_chain_wins_within_and_across_runs() {
     // References from in-memory replays of the same chains.
     let ref_b = tmp.path().join("ref-b.hex");
     write_hex(&ref_b, &[&blocks[..=120], &b[..]].concat());
-    let ref_b = ok(&l2btc(&[
-        "--network",
-        "regtest",
-        "verify-chain",
-        ref_b.to_str().unwrap(),
-        "--json",
-    ]));
-    let ref_a = ok(&l2btc(&[
-        "--network",
-        "regtest",
-        "verify-chain",
-        hex.to_str().unwrap(),
-        "--json",
-    ]));
-    let ref_a2 = ok(&l2btc(&[
-        "--network",
-        "regtest",
-        "verify-chain",
-        hex.to_str().unwrap(),
-        a2_file.to_str().unwrap(),
-        "--json",
-    ]));
+    let ref_b = ok(&verify_chain(&[&ref_b], &["--json"]));
+    let ref_a = ok(&verify_chain(&[&hex], &["--json"]));
+    let ref_a2 = ok(&verify_chain(&[&hex, &a2_file], &["--json"]));
     assert!(ref_b.contains("\"height\": 135"));
     assert!(ref_a2.contains("\"height\": 136"));
 
     // Within one run: both files, the reorganisation happens as B overtakes A.
     let one = tmp.path().join("one");
-    let out = ok(&dd(
+    let out = ok(&l2btc_in(
         &one,
         &[
             "import-blocks",
@@ -253,29 +223,26 @@ fn most_work_chain_wins_within_and_across_runs() {
             b_file.to_str().unwrap(),
         ],
     ));
-    let disconnected: Vec<&str> = out
+    assert_eq!(count_lines_starting(&out, "disconnected "), 10, "{out}");
+    let first = out
         .lines()
-        .filter(|l| l.starts_with("disconnected "))
-        .collect();
-    assert_eq!(disconnected.len(), 10, "{out}");
-    assert!(disconnected[0].starts_with("disconnected 130 "), "{out}");
-    assert_eq!(stats(&one), ref_b);
+        .find(|l| l.starts_with("disconnected "))
+        .unwrap();
+    assert!(first.starts_with("disconnected 130 "), "{out}");
+    assert_eq!(utxo_stats_json(&one), ref_b);
 
     // Across runs: A stored first, then B alone in a new run (its fork point is in the index).
     let two = tmp.path().join("two");
-    ok(&dd(&two, &["import-blocks", hex.to_str().unwrap()]));
-    assert_eq!(stats(&two), ref_a);
-    let out = ok(&dd(&two, &["import-blocks", b_file.to_str().unwrap()]));
-    assert_eq!(
-        out.lines()
-            .filter(|l| l.starts_with("disconnected "))
-            .count(),
-        10,
-        "{out}"
-    );
-    assert_eq!(stats(&two), ref_b);
+    ok(&l2btc_in(&two, &["import-blocks", hex.to_str().unwrap()]));
+    assert_eq!(utxo_stats_json(&two), ref_a);
+    let out = ok(&l2btc_in(
+        &two,
+        &["import-blocks", b_file.to_str().unwrap()],
+    ));
+    assert_eq!(count_lines_starting(&out, "disconnected "), 10, "{out}");
+    assert_eq!(utxo_stats_json(&two), ref_b);
     // Back to A when A' makes it longer: A's blocks come again from its file.
-    let out = ok(&dd(
+    let out = ok(&l2btc_in(
         &two,
         &[
             "import-blocks",
@@ -283,23 +250,20 @@ fn most_work_chain_wins_within_and_across_runs() {
             a2_file.to_str().unwrap(),
         ],
     ));
-    assert_eq!(
-        out.lines()
-            .filter(|l| l.starts_with("disconnected "))
-            .count(),
-        15,
-        "{out}"
-    );
-    assert_eq!(stats(&two), ref_a2);
+    assert_eq!(count_lines_starting(&out, "disconnected "), 15, "{out}");
+    assert_eq!(utxo_stats_json(&two), ref_a2);
     // A shorter branch never displaces the tip.
     let short = branch(&blocks[125], 125, 3, 4);
     let short_file = tmp.path().join("short.hex");
     write_hex(&short_file, &short);
     assert_eq!(
-        ok(&dd(&two, &["import-blocks", short_file.to_str().unwrap()])),
+        ok(&l2btc_in(
+            &two,
+            &["import-blocks", short_file.to_str().unwrap()]
+        )),
         ""
     );
-    assert_eq!(stats(&two), ref_a2);
+    assert_eq!(utxo_stats_json(&two), ref_a2);
 }
 
 #[test]
@@ -326,7 +290,7 @@ fn invalid_block_stops_import_keeping_what_came_before() {
     let file = tmp.path().join("bad.hex");
     write_hex(&file, &[&blocks[..=120], &[bad.clone()][..]].concat());
     let d = tmp.path().join("dd");
-    let run = dd(&d, &["import-blocks", file.to_str().unwrap()]);
+    let run = l2btc_in(&d, &["import-blocks", file.to_str().unwrap()]);
     let err = fails(&run);
     assert!(
         err.contains(&format!("invalid block {} at height 121", bad.block_hash())),
@@ -339,14 +303,6 @@ fn invalid_block_stops_import_keeping_what_came_before() {
         out.lines().last().unwrap().starts_with("durable 120 "),
         "{out}"
     );
-    let reference = ok(&l2btc(&[
-        "--network",
-        "regtest",
-        "verify-chain",
-        file.to_str().unwrap(),
-        "--stop-height",
-        "120",
-        "--json",
-    ]));
-    assert_eq!(stats(&d), reference);
+    let reference = ok(&verify_chain(&[&file], &["--stop-height", "120", "--json"]));
+    assert_eq!(utxo_stats_json(&d), reference);
 }

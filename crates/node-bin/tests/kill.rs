@@ -61,14 +61,7 @@ fn clean_run(blocks: &[bitcoin::Block]) -> Vec<Expected> {
 
 /// The stored state after a restart: `None` when no block was stored yet.
 fn recovered(datadir: &std::path::Path) -> Option<(u32, Expected)> {
-    let out = l2btc(&[
-        "--network",
-        "regtest",
-        "--datadir",
-        datadir.to_str().unwrap(),
-        "utxo-stats",
-        "--json",
-    ]);
+    let out = l2btc_in(datadir, &["utxo-stats", "--json"]);
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(

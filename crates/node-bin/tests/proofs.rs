@@ -6,62 +6,25 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::Path;
 
-use bitcoin::OutPoint;
 use common::*;
-
-fn dd<'a>(datadir: &'a Path, args: &[&'a str]) -> std::process::Output {
-    let mut all = vec![
-        "--network",
-        "regtest",
-        "--datadir",
-        datadir.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    l2btc(&all)
-}
-
-fn field(json: &str, key: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(json).unwrap();
-    v[key]
-        .as_str()
-        .unwrap_or_else(|| panic!("no {key}"))
-        .to_owned()
-}
 
 fn verify(file: &Path, root: &str) -> std::process::Output {
     l2btc(&["verify-proof", file.to_str().unwrap(), "--root", root])
-}
-
-/// A coinbase output of the first 100 blocks that no block spends (50 BTC, height `h`).
-fn unspent_coinbase(blocks: &[bitcoin::Block]) -> (OutPoint, usize) {
-    let spent: HashSet<OutPoint> = blocks
-        .iter()
-        .flat_map(|b| b.txdata.iter().flat_map(|t| t.input.iter()))
-        .map(|i| i.previous_output)
-        .collect();
-    (1..=100)
-        .map(|h| {
-            let op = OutPoint {
-                txid: blocks[h].txdata[0].compute_txid(),
-                vout: 0,
-            };
-            (op, h)
-        })
-        .find(|(op, _)| !spent.contains(op))
-        .unwrap()
 }
 
 #[test]
 fn binary_and_json_proofs_verify_against_the_stored_root_only() {
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("dd");
-    ok(&dd(&d, &["import-blocks", hex_gz().to_str().unwrap()]));
-    let stats = ok(&dd(&d, &["utxo-stats", "--json"]));
+    ok(&l2btc_in(
+        &d,
+        &["import-blocks", hex_gz().to_str().unwrap()],
+    ));
+    let stats = utxo_stats_json(&d);
     assert_matches_core(&stats, 200);
-    let root = field(&stats, "commitment_root");
+    let root = json_str(&stats, "commitment_root");
     assert_eq!(root.len(), 64, "{root}");
     let other = format!(
         "{}{}",
@@ -73,7 +36,7 @@ fn binary_and_json_proofs_verify_against_the_stored_root_only() {
     let (coin, h) = unspent_coinbase(&regtest_blocks());
     let coin_text = coin.to_string();
     let present = tmp.path().join("present.bin");
-    let run = dd(
+    let run = l2btc_in(
         &d,
         &["prove", &coin_text, "--out", present.to_str().unwrap()],
     );
@@ -93,7 +56,7 @@ fn binary_and_json_proofs_verify_against_the_stored_root_only() {
 
     // Exclusion: an outpoint no block created, binary on stdout.
     let absent = format!("{}:7", "ab".repeat(32));
-    let run = dd(&d, &["prove", &absent]);
+    let run = l2btc_in(&d, &["prove", &absent]);
     assert!(
         run.status.success(),
         "{}",
@@ -137,7 +100,7 @@ fn binary_and_json_proofs_verify_against_the_stored_root_only() {
     fails(&verify(&bad, &root));
 
     // The JSON form (one import for both parts: the tests drive a debug binary).
-    let json = ok(&dd(&d, &["prove", &coin_text, "--json"]));
+    let json = ok(&l2btc_in(&d, &["prove", &coin_text, "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["version"], 1);
     assert_eq!(v["claims"][0]["outpoint"], coin_text);
@@ -147,7 +110,7 @@ fn binary_and_json_proofs_verify_against_the_stored_root_only() {
     assert!(out.contains(&format!("{coin} is in the set")), "{out}");
     // The same proof as --out JSON is the same text.
     let out_file = tmp.path().join("out.json");
-    ok(&dd(
+    ok(&l2btc_in(
         &d,
         &[
             "prove",
@@ -183,38 +146,29 @@ fn root_follows_a_reorganisation_and_equals_a_rebuild() {
     assert!(blocks[116..=125].iter().any(|b| b.txdata.len() > 1));
     let main = tmp.path().join("main.hex");
     write_hex(&main, &blocks[..=125]);
-    ok(&dd(&d, &["import-blocks", main.to_str().unwrap()]));
-    let before = field(&ok(&dd(&d, &["utxo-stats", "--json"])), "commitment_root");
+    ok(&l2btc_in(&d, &["import-blocks", main.to_str().unwrap()]));
+    let before = json_str(&utxo_stats_json(&d), "commitment_root");
     // A longer branch from 115 wins in a second run: 10 blocks out, 12 in.
     let fork = testutil::mine_chain(&blocks[115], 115, 12, 7);
     let fork_file = tmp.path().join("fork.hex");
     write_hex(&fork_file, &fork);
-    let out = ok(&dd(&d, &["import-blocks", fork_file.to_str().unwrap()]));
-    assert_eq!(
-        out.lines()
-            .filter(|l| l.starts_with("disconnected "))
-            .count(),
-        10,
-        "{out}"
-    );
+    let out = ok(&l2btc_in(
+        &d,
+        &["import-blocks", fork_file.to_str().unwrap()],
+    ));
+    assert_eq!(count_lines_starting(&out, "disconnected "), 10, "{out}");
     // utxo-stats rebuilds from the stored coins and checks the root logged with the tip block.
-    let stored = ok(&dd(&d, &["utxo-stats", "--json"]));
-    let after = field(&stored, "commitment_root");
+    let stored = utxo_stats_json(&d);
+    let after = json_str(&stored, "commitment_root");
     assert_ne!(after, before);
     let mut all = blocks[..=115].to_vec();
     all.extend(fork);
     let replay = tmp.path().join("replay.hex");
     write_hex(&replay, &all);
-    let mem = ok(&l2btc(&[
-        "--network",
-        "regtest",
-        "verify-chain",
-        replay.to_str().unwrap(),
-        "--json",
-    ]));
-    assert_eq!(field(&mem, "commitment_root"), after);
+    let mem = ok(&verify_chain(&[&replay], &["--json"]));
+    assert_eq!(json_str(&mem, "commitment_root"), after);
     assert_eq!(
-        field(&mem, "hash_serialized_3"),
-        field(&stored, "hash_serialized_3")
+        json_str(&mem, "hash_serialized_3"),
+        json_str(&stored, "hash_serialized_3")
     );
 }

@@ -13,24 +13,8 @@ use bitcoin::Network;
 use common::*;
 use wal_store::snapshot::{SNAPSHOT_FORMAT_VERSION, SnapshotReader, write_snapshot_with_root};
 
-fn dd<'a>(datadir: &'a Path, args: &[&'a str]) -> std::process::Output {
-    let mut all = vec![
-        "--network",
-        "regtest",
-        "--datadir",
-        datadir.to_str().unwrap(),
-    ];
-    all.extend_from_slice(args);
-    l2btc(&all)
-}
-
-fn stats(datadir: &Path) -> String {
-    ok(&dd(datadir, &["utxo-stats", "--json"]))
-}
-
 fn root_of(stats_json: &str) -> String {
-    let v: serde_json::Value = serde_json::from_str(stats_json).unwrap();
-    let r = v["commitment_root"].as_str().unwrap().to_owned();
+    let r = json_str(stats_json, "commitment_root");
     assert_eq!(r.len(), 64, "{r}");
     r
 }
@@ -58,11 +42,11 @@ fn export_import_keeps_the_commitment_root_and_a_forged_root_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let hex = hex_gz();
-    ok(&dd(&a, &["import-blocks", hex.to_str().unwrap()]));
-    let stats_a = stats(&a);
+    ok(&l2btc_in(&a, &["import-blocks", hex.to_str().unwrap()]));
+    let stats_a = utxo_stats_json(&a);
     let root = root_of(&stats_a);
     let snap = tmp.path().join("snap.l2utxo");
-    let out = dd(&a, &["snapshot", "export", snap.to_str().unwrap()]);
+    let out = l2btc_in(&a, &["snapshot", "export", snap.to_str().unwrap()]);
     ok(&out);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains(&format!("commitment root {root}")), "{said}");
@@ -84,12 +68,12 @@ fn export_import_keeps_the_commitment_root_and_a_forged_root_is_refused() {
     let forged_path = tmp.path().join("forged.l2utxo");
     std::fs::write(&forged_path, &forged).unwrap();
 
-    ok(&dd(
+    ok(&l2btc_in(
         &b,
         &["import-blocks", "--headers-only", hex.to_str().unwrap()],
     ));
     let before = files_outside_the_store(&b);
-    let err = fails(&dd(
+    let err = fails(&l2btc_in(
         &b,
         &["snapshot", "import", forged_path.to_str().unwrap()],
     ));
@@ -104,11 +88,11 @@ fn export_import_keeps_the_commitment_root_and_a_forged_root_is_refused() {
         files_outside_the_store(&b) == before,
         "the refused import changed the datadir"
     );
-    let empty = fails(&dd(&b, &["utxo-stats"]));
+    let empty = fails(&l2btc_in(&b, &["utxo-stats"]));
     assert!(empty.contains("no blocks"), "{empty}");
 
     // The genuine file imports; utxo-stats shows the same root and Core's figures.
-    let out = dd(&b, &["snapshot", "import", snap.to_str().unwrap()]);
+    let out = l2btc_in(&b, &["snapshot", "import", snap.to_str().unwrap()]);
     ok(&out);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -116,7 +100,7 @@ fn export_import_keeps_the_commitment_root_and_a_forged_root_is_refused() {
         "{said}"
     );
     assert!(!said.contains("warning"), "{said}");
-    let stats_b = stats(&b);
+    let stats_b = utxo_stats_json(&b);
     assert_eq!(root_of(&stats_b), root);
     assert_eq!(stats_b, stats_a);
     assert_matches_core(&stats_b, 200);
@@ -129,11 +113,11 @@ fn format_1_snapshot_of_an_older_build_still_imports_with_a_warning() {
     let hex = hex_gz();
     let fixture = v1_fixture();
     assert_eq!(std::fs::read(&fixture).unwrap()[8..12], [1, 0, 0, 0]);
-    ok(&dd(
+    ok(&l2btc_in(
         &b,
         &["import-blocks", "--headers-only", hex.to_str().unwrap()],
     ));
-    let out = dd(&b, &["snapshot", "import", fixture.to_str().unwrap()]);
+    let out = l2btc_in(&b, &["snapshot", "import", fixture.to_str().unwrap()]);
     ok(&out);
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -142,10 +126,10 @@ fn format_1_snapshot_of_an_older_build_still_imports_with_a_warning() {
             && l.contains("no commitment root")),
         "{said}"
     );
-    let stats_b = stats(&b);
+    let stats_b = utxo_stats_json(&b);
     assert_matches_core(&stats_b, 100);
     // The root rebuilt from its coins is the one import-blocks reaches at the same height.
-    ok(&dd(
+    ok(&l2btc_in(
         &a,
         &[
             "import-blocks",
@@ -154,10 +138,13 @@ fn format_1_snapshot_of_an_older_build_still_imports_with_a_warning() {
             hex.to_str().unwrap(),
         ],
     ));
-    assert_eq!(root_of(&stats_b), root_of(&stats(&a)));
+    assert_eq!(root_of(&stats_b), root_of(&utxo_stats_json(&a)));
     // Its re-export is format 2 with that root.
     let snap = tmp.path().join("again.l2utxo");
-    ok(&dd(&b, &["snapshot", "export", snap.to_str().unwrap()]));
+    ok(&l2btc_in(
+        &b,
+        &["snapshot", "export", snap.to_str().unwrap()],
+    ));
     let bytes = std::fs::read(&snap).unwrap();
     assert_eq!(bytes[8..12], [2, 0, 0, 0]);
     assert_eq!(hex::encode(&bytes[92..124]), root_of(&stats_b));

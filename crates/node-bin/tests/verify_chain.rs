@@ -8,18 +8,10 @@ use bitcoin::hashes::Hash;
 use bitcoin::{OutPoint, Txid};
 use common::*;
 
-fn verify(files: &[&std::path::Path], extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["verify-chain", "--network", "regtest"];
-    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
-    args.extend(files.iter().map(String::as_str));
-    args.extend_from_slice(extra);
-    l2btc(&args)
-}
-
 #[test]
 fn hex_replay_matches_core_at_100_and_200() {
     let hex = hex_gz();
-    let out = verify(&[&hex], &["--json"]);
+    let out = verify_chain(&[&hex], &["--json"]);
     assert_matches_core(&ok(&out), 200);
     // Piped stderr: no progress bar drawn.
     assert!(
@@ -28,7 +20,7 @@ fn hex_replay_matches_core_at_100_and_200() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_matches_core(
-        &ok(&verify(&[&hex], &["--json", "--stop-height", "100"])),
+        &ok(&verify_chain(&[&hex], &["--json", "--stop-height", "100"])),
         100,
     );
 }
@@ -37,7 +29,7 @@ fn hex_replay_matches_core_at_100_and_200() {
 fn blk_xor_replay_matches_core_at_100_and_200() {
     let dir = tempfile::tempdir().unwrap();
     let blk = blk_file(dir.path());
-    assert_matches_core(&ok(&verify(&[&blk], &["--json"])), 200);
+    assert_matches_core(&ok(&verify_chain(&[&blk], &["--json"])), 200);
     // Global flags after the subcommand's arguments, too; a directory stands for its blk files.
     let out = l2btc(&[
         "verify-chain",
@@ -98,7 +90,7 @@ fn truncated_blk_file_names_file_and_offset() {
     let len = u32::from_le_bytes([plain(4), plain(5), plain(6), plain(7)]) as usize;
     let second = 8 + len;
     std::fs::write(&blk, &data[..second + 8 + 20]).unwrap();
-    let err = fails(&verify(&[&blk], &[]));
+    let err = fails(&verify_chain(&[&blk], &[]));
     assert!(
         err.contains(&format!("blk00000.dat: truncated at offset {second}")),
         "{err}"
@@ -113,7 +105,7 @@ fn missing_middle_block_never_connects() {
     some.remove(10);
     let p = dir.path().join("gap.hex");
     write_hex(&p, &some);
-    let err = fails(&verify(&[&p], &[]));
+    let err = fails(&verify_chain(&[&p], &[]));
     assert!(
         err.contains(&format!("block {} ", blocks[11].block_hash())),
         "{err}"
@@ -146,7 +138,7 @@ fn block_spending_a_missing_input_is_rejected() {
     chain.push(bad.clone());
     let p = dir.path().join("bad.hex");
     write_hex(&p, &chain);
-    let err = fails(&verify(&[&p], &[]));
+    let err = fails(&verify_chain(&[&p], &[]));
     assert!(
         err.contains(&format!("invalid block {} at height 151", bad.block_hash())),
         "{err}"
@@ -170,7 +162,7 @@ fn bad_hex_line_names_file_and_line() {
     let mut text = std::fs::read_to_string(&p).unwrap();
     text.push_str("00ff00zz\n");
     std::fs::write(&p, text).unwrap();
-    let err = fails(&verify(&[&p], &[]));
+    let err = fails(&verify_chain(&[&p], &[]));
     assert!(err.contains("blocks.hex:4: bad hex block"), "{err}");
 }
 
@@ -182,5 +174,5 @@ fn files_given_in_any_order_and_split() {
     let (a, b) = (dir.path().join("a.hex"), dir.path().join("b.hex"));
     write_hex(&a, &blocks[..60]);
     write_hex(&b, &blocks[60..=100]);
-    assert_matches_core(&ok(&verify(&[&b, &a], &["--json"])), 100);
+    assert_matches_core(&ok(&verify_chain(&[&b, &a], &["--json"])), 100);
 }

@@ -2,12 +2,13 @@
 //! (Bitcoin Core v30.0, see testdata/SOURCE.md) and Core's own statistics for it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use bitcoin::Block;
 use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::{Block, OutPoint};
 
 #[path = "../../src/testutil.rs"]
 pub mod testutil;
@@ -144,4 +145,63 @@ pub fn assert_matches_core(json: &str, height: u32) {
         sats(hs["total_amount"].as_str().unwrap()),
         "total_amount"
     );
+}
+
+/// Runs `l2btc --network regtest --datadir <datadir> <args>`.
+pub fn l2btc_in(datadir: &Path, args: &[&str]) -> Output {
+    let mut all = vec![
+        "--network",
+        "regtest",
+        "--datadir",
+        datadir.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    l2btc(&all)
+}
+
+/// `utxo-stats --json` of the regtest datadir `datadir`; panics unless it succeeds.
+pub fn utxo_stats_json(datadir: &Path) -> String {
+    ok(&l2btc_in(datadir, &["utxo-stats", "--json"]))
+}
+
+/// Runs `l2btc verify-chain --network regtest <files> <extra>` (an in-memory replay).
+pub fn verify_chain(files: &[&Path], extra: &[&str]) -> Output {
+    let mut args = vec!["verify-chain", "--network", "regtest"];
+    let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
+    args.extend(files.iter().map(String::as_str));
+    args.extend_from_slice(extra);
+    l2btc(&args)
+}
+
+/// The string field `key` of a JSON object text; panics if there is none.
+pub fn json_str(json: &str, key: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json).unwrap();
+    v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key}"))
+        .to_owned()
+}
+
+/// How many lines of `text` start with `prefix` (e.g. `"disconnected "` in import-blocks output).
+pub fn count_lines_starting(text: &str, prefix: &str) -> usize {
+    text.lines().filter(|l| l.starts_with(prefix)).count()
+}
+
+/// A coinbase output of the first 100 blocks that no block spends (50 BTC), and its height.
+pub fn unspent_coinbase(blocks: &[Block]) -> (OutPoint, usize) {
+    let spent: HashSet<OutPoint> = blocks
+        .iter()
+        .flat_map(|b| b.txdata.iter().flat_map(|t| t.input.iter()))
+        .map(|i| i.previous_output)
+        .collect();
+    (1..=100)
+        .map(|h| {
+            let op = OutPoint {
+                txid: blocks[h].txdata[0].compute_txid(),
+                vout: 0,
+            };
+            (op, h)
+        })
+        .find(|(op, _)| !spent.contains(op))
+        .unwrap()
 }
