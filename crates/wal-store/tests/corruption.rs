@@ -6,12 +6,13 @@
 
 mod common;
 
-use std::str::FromStr;
 use std::sync::Arc;
 
-use bitcoin::hashes::sha256d;
 use bitcoin::{BlockHash, Network};
-use common::{Chain, Model, ToyCommitment, store_coins};
+use common::{
+    Chain, CoreSnapshot, Model, ToyCommitment, append_blocks, assert_snapshot_refused,
+    core_snapshot_200, store_coins, with_flipped_bit,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use wal_store::sim::SimDisk;
@@ -151,9 +152,7 @@ fn snapshot_bytes() -> (Vec<u8>, BlockHash) {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = Store::open(dir.path(), opts()).unwrap();
     let mut chain = Chain::new(5);
-    for _ in 0..25 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 25);
     let mut out = Vec::new();
     let h = store.export_snapshot(&mut out).unwrap();
     (out, h.tip.hash)
@@ -166,15 +165,9 @@ fn flipped_bit_anywhere_in_our_snapshot_is_rejected_without_partial_state() {
     let (mut store, _) = Store::open(dir.path(), opts()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     for byte in 0..bytes.len() {
-        let mut b = bytes.clone();
-        b[byte] ^= 1 << rng.random_range(0..8);
+        let b = with_flipped_bit(&bytes, byte, &mut rng);
         let r = store.import_snapshot(&b[..], |t| t.hash == tip);
-        assert!(
-            matches!(r, Err(StoreError::Snapshot(_))),
-            "byte {byte}: {:?}",
-            r.map(|_| ())
-        );
-        assert_eq!(store.tip(), None);
+        assert_snapshot_refused(r, &store, &format!("byte {byte}"));
     }
     assert_eq!(store.coin_count().unwrap(), 0);
     // Truncated at a few lengths, and a newer format version.
@@ -210,9 +203,7 @@ fn flipped_bit_in_the_commitment_root_of_a_format_2_snapshot_is_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let (mut src, _) = Store::open(dir.path(), opts()).unwrap();
     let mut chain = Chain::new(5);
-    for _ in 0..25 {
-        let _ = src.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut src, &mut chain, 25);
     let root = ToyCommitment::root_of(&chain.model);
     let mut bytes = Vec::new();
     let info = src
@@ -241,12 +232,10 @@ fn flipped_bit_in_the_commitment_root_of_a_format_2_snapshot_is_rejected() {
     let mut rng = ChaCha8Rng::seed_from_u64(13);
     for _ in 0..64 {
         let byte = rng.random_range(0..bytes.len());
-        let mut b = bytes.clone();
-        b[byte] ^= 1 << rng.random_range(0..8);
+        let b = with_flipped_bit(&bytes, byte, &mut rng);
         let r =
             store.import_snapshot_checked(&b[..], |t| t.hash == tip, &mut ToyCommitment::default());
-        assert!(matches!(r, Err(StoreError::Snapshot(_))), "byte {byte}");
-        assert_eq!(store.tip(), None);
+        assert_snapshot_refused(r, &store, &format!("byte {byte}"));
     }
     // Cut inside the root: truncated, not misread as format 1.
     assert!(matches!(
@@ -265,14 +254,11 @@ fn flipped_bit_in_the_commitment_root_of_a_format_2_snapshot_is_rejected() {
 
 #[test]
 fn flipped_bits_in_cores_snapshot_are_caught_by_the_assumeutxo_hash() {
-    let path =
-        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest/chain-a");
-    let bytes = std::fs::read(path.join("utxo-snapshot-200.dat")).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path.join("utxo-snapshot-200.json")).unwrap())
-            .unwrap();
-    let base = BlockHash::from_str(meta["base_hash"].as_str().unwrap()).unwrap();
-    let hash = sha256d::Hash::from_str(meta["txoutset_hash"].as_str().unwrap()).unwrap();
+    let CoreSnapshot {
+        bytes,
+        base,
+        txoutset_hash: hash,
+    } = core_snapshot_200();
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = Store::open(dir.path(), opts()).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(12);
@@ -280,15 +266,9 @@ fn flipped_bits_in_cores_snapshot_are_caught_by_the_assumeutxo_hash() {
     let mut positions: Vec<usize> = (0..51).step_by(5).collect();
     positions.extend((0..12).map(|_| rng.random_range(51..bytes.len())));
     for byte in positions {
-        let mut b = bytes.clone();
-        b[byte] ^= 1 << rng.random_range(0..8);
+        let b = with_flipped_bit(&bytes, byte, &mut rng);
         let r = store.load_core_snapshot(&b[..], |h| (*h == base).then_some(200), Some(hash));
-        assert!(
-            matches!(r, Err(StoreError::Snapshot(_))),
-            "byte {byte}: {:?}",
-            r.map(|_| ())
-        );
-        assert_eq!(store.tip(), None);
+        assert_snapshot_refused(r, &store, &format!("byte {byte}"));
     }
     assert!(matches!(
         store.load_core_snapshot(&bytes[..bytes.len() - 3], |_| Some(200), Some(hash)),

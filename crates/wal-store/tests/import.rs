@@ -9,13 +9,15 @@
 mod common;
 
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::path::Path;
 use std::sync::Arc;
 
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{BlockHash, Network};
-use common::{Chain, Model, ToyCommitment, model_stats, store_coins};
+use common::{
+    Chain, CoreSnapshot, Model, ToyCommitment, append_blocks, assert_snapshot_refused,
+    core_snapshot_200, model_stats, store_coins, with_flipped_bit,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use redb::{ReadableDatabase, TableDefinition};
@@ -34,9 +36,7 @@ fn snapshot() -> (Vec<u8>, BlockHash, Model) {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = Store::open(dir.path(), opts(IMPORT_CHUNK_COINS_MAX)).unwrap();
     let mut chain = Chain::new(5);
-    for _ in 0..25 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 25);
     let mut out = Vec::new();
     let h = store.export_snapshot(&mut out).unwrap();
     (out, h.tip.hash, chain.model)
@@ -132,11 +132,9 @@ fn end_of_stream_failures_wipe_the_committed_chunks_before_returning() {
     let mut rng = ChaCha8Rng::seed_from_u64(21);
     for _ in 0..24 {
         let byte = rng.random_range(0..bytes.len());
-        let mut b = bytes.clone();
-        b[byte] ^= 1 << rng.random_range(0..8);
+        let b = with_flipped_bit(&bytes, byte, &mut rng);
         let r = store.import_snapshot(&b[..], |t| t.hash == tip);
-        assert!(matches!(r, Err(StoreError::Snapshot(_))), "byte {byte}");
-        assert_eq!(store.tip(), None);
+        assert_snapshot_refused(r, &store, &format!("byte {byte}"));
         assert_eq!(store.coin_count().unwrap(), 0, "byte {byte}");
     }
     drop(store);
@@ -157,9 +155,7 @@ fn forged_commitment_root_is_refused_after_the_chunks_committed_and_wiped() {
     let src = tempfile::tempdir().unwrap();
     let (mut store, _) = Store::open(src.path(), opts(IMPORT_CHUNK_COINS_MAX)).unwrap();
     let mut chain = Chain::new(5);
-    for _ in 0..25 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 25);
     let mut good = Vec::new();
     store
         .export_snapshot_with_root(&mut good, Some(root))
@@ -317,24 +313,17 @@ fn crash_at_every_sync_point_of_an_import_never_shows_a_partial_set() {
 
 #[test]
 fn core_snapshot_hash_mismatch_wipes_the_committed_chunks() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest/chain-a");
-    let bytes = std::fs::read(path.join("utxo-snapshot-200.dat")).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(path.join("utxo-snapshot-200.json")).unwrap())
-            .unwrap();
-    let base = BlockHash::from_str(meta["base_hash"].as_str().unwrap()).unwrap();
-    let hash = sha256d::Hash::from_str(meta["txoutset_hash"].as_str().unwrap()).unwrap();
+    let CoreSnapshot {
+        bytes,
+        base,
+        txoutset_hash: hash,
+    } = core_snapshot_200();
     let chunk = 4000; // 15,000 coins: three full chunks are committed before the check fails
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = Store::open(dir.path(), opts(chunk)).unwrap();
     let wrong = sha256d::Hash::from_byte_array([7; 32]);
     let r = store.load_core_snapshot(&bytes[..], |h| (*h == base).then_some(200), Some(wrong));
-    assert!(
-        matches!(r, Err(StoreError::Snapshot(_))),
-        "{:?}",
-        r.map(|_| ())
-    );
-    assert_eq!(store.tip(), None);
+    assert_snapshot_refused(r, &store, "wrong txoutset hash");
     assert_eq!(store.coin_count().unwrap(), 0);
     drop(store);
     assert_empty_after_reopen(dir.path(), chunk, None);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, BlockHash, Network, OutPoint, ScriptBuf};
-use common::{Chain, model_stats, store_coins};
+use common::{Chain, append_blocks, model_stats, store_coins};
 use utxo_core::{BlockUndo, ChangeSet, Coin, CoinStore, FlushBatch};
 use wal_store::sim::SimDisk;
 use wal_store::{
@@ -72,9 +72,7 @@ fn checkpoint_folds_into_redb_and_removes_old_segments() {
     let io = Arc::new(disk.clone());
     let (mut store, _) = Store::open_with_io(io.clone(), opts()).unwrap();
     let mut chain = Chain::new(3);
-    for _ in 0..30 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 30);
     let report = store.checkpoint().unwrap();
     assert_eq!(report.applied_seq, 30);
     assert_eq!(
@@ -174,9 +172,7 @@ fn undo_is_kept_for_the_configured_depth_only() {
     let o = opts().undo_depth(5);
     let (mut store, _) = Store::open(dir.path(), o.clone()).unwrap();
     let mut chain = Chain::new(6);
-    for _ in 0..20 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 20);
     store.checkpoint().unwrap();
     assert!(store.undo_for(15).unwrap().is_some());
     assert!(store.undo_for(14).unwrap().is_none());
@@ -282,9 +278,7 @@ fn full_disk_poisons_the_store_until_reopened() {
     let io = Arc::new(disk.clone());
     let (mut store, _) = Store::open_with_io(io.clone(), opts()).unwrap();
     let mut chain = Chain::new(8);
-    for _ in 0..5 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 5);
     store.commit_pending().unwrap();
     let durable = chain.model.clone();
     disk.fail_writes_after(Some(10)); // ENOSPC after 10 more bytes
@@ -416,13 +410,9 @@ fn muhash_tracking_can_be_turned_off_and_on_again() {
     let dir = tempfile::tempdir().unwrap();
     let (mut store, _) = Store::open(dir.path(), opts().track_muhash(false)).unwrap();
     let mut chain = Chain::new(12);
-    for _ in 0..12 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 12);
     store.checkpoint().unwrap();
-    for _ in 0..3 {
-        let _ = store.append_block(&chain.next_block().record()).unwrap();
-    }
+    append_blocks(&mut store, &mut chain, 3);
     assert!(store.stats().muhash.is_none());
     let expected = model_stats(&chain.model);
     assert_eq!(store.stats().txouts, expected.txouts);

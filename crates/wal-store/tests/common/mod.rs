@@ -3,13 +3,15 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::str::FromStr;
 
-use bitcoin::hashes::Hash;
+use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{Amount, BlockHash, OutPoint, ScriptBuf, Txid};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use utxo_core::{BlockUndo, ChangeSet, Coin, TxUndo};
-use wal_store::{BlockRecord, Store};
+use wal_store::{BlockRecord, Store, StoreError};
 
 /// The set as the model sees it.
 pub type Model = BTreeMap<OutPoint, Coin>;
@@ -176,4 +178,54 @@ impl wal_store::snapshot::CommitmentCheck for ToyCommitment {
             None => Ok(*self.hasher.finalize().as_bytes()),
         }
     }
+}
+
+/// Logs the next `n` blocks of `chain` on top of `store` (appended, not committed).
+pub fn append_blocks(store: &mut Store, chain: &mut Chain, n: usize) {
+    for _ in 0..n {
+        let _ = store.append_block(&chain.next_block().record()).unwrap();
+    }
+}
+
+/// Asserts that a snapshot import or load was refused with a [`StoreError::Snapshot`] and left
+/// the store without a tip; `case` names the input in the messages.
+pub fn assert_snapshot_refused<T>(r: Result<T, StoreError>, store: &Store, case: &str) {
+    assert!(
+        matches!(r, Err(StoreError::Snapshot(_))),
+        "{case}: {:?}",
+        r.map(|_| ())
+    );
+    assert_eq!(store.tip(), None, "{case}");
+}
+
+/// Bitcoin Core's `dumptxoutset` of the bundled regtest chain (testdata/regtest/chain-a) at
+/// height 200, with the base block and `txoutset_hash` from its JSON.
+pub struct CoreSnapshot {
+    /// The file's bytes.
+    pub bytes: Vec<u8>,
+    /// The block the snapshot is taken at.
+    pub base: BlockHash,
+    /// Core's `hash_serialized_3` of the set.
+    pub txoutset_hash: sha256d::Hash,
+}
+
+/// Reads [`CoreSnapshot`] from the repository's testdata.
+pub fn core_snapshot_200() -> CoreSnapshot {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/regtest/chain-a");
+    let bytes = std::fs::read(path.join("utxo-snapshot-200.dat")).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("utxo-snapshot-200.json")).unwrap())
+            .unwrap();
+    CoreSnapshot {
+        bytes,
+        base: BlockHash::from_str(meta["base_hash"].as_str().unwrap()).unwrap(),
+        txoutset_hash: sha256d::Hash::from_str(meta["txoutset_hash"].as_str().unwrap()).unwrap(),
+    }
+}
+
+/// A copy of `bytes` with one bit of byte `at`, drawn from `rng`, flipped.
+pub fn with_flipped_bit(bytes: &[u8], at: usize, rng: &mut impl Rng) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    b[at] ^= 1 << rng.random_range(0..8);
+    b
 }
