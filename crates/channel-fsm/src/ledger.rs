@@ -322,7 +322,7 @@ impl StateVerifier {
             let handle = std::thread::Builder::new()
                 .name(format!("state-verify-{k}"))
                 .spawn(move || {
-                    while let Ok((job, range, reply)) = rx.recv() {
+                    while let Some((job, range, reply)) = recv_spinning(&rx) {
                         let (digest, keys, sigs) = &*job;
                         let r = verify_range(digest, keys, sigs, range);
                         // The caller waits for every reply; a closed reply channel means it is gone.
@@ -385,7 +385,7 @@ impl StateVerifier {
         let mut result = verify_range(&digest, keys, sigs, 0..per.min(n));
         for _ in 0..sent {
             // A worker that dropped its reply (panicked) is a failure at an unknown index.
-            let r = replies.recv().unwrap_or(Err(per));
+            let r = recv_spinning(&replies).unwrap_or(Err(per));
             if let Err(i) = r {
                 result = Err(result.err().map_or(i, |j| j.min(i)));
             }
@@ -399,6 +399,27 @@ impl Drop for StateVerifier {
         self.jobs.clear(); // closes the channels: each worker's recv fails and it returns
         for h in self.handles.drain(..) {
             let _ = h.join();
+        }
+    }
+}
+
+/// How long a pool thread polls for its next message before it blocks: a blocked thread takes
+/// tens of microseconds to wake (a futex wake and a reschedule), which is a large part of a chunk
+/// of 4–8 signatures, while back-to-back calls arrive within a few microseconds.
+pub const VERIFY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// Receives from `rx`, polling for up to [`VERIFY_SPIN`] before blocking; `None` once the channel
+/// is closed.
+fn recv_spinning<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Some(v),
+            Err(mpsc::TryRecvError::Disconnected) => return None,
+            Err(mpsc::TryRecvError::Empty) if start.elapsed() < VERIFY_SPIN => {
+                std::hint::spin_loop();
+            }
+            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
         }
     }
 }
