@@ -184,8 +184,8 @@ fn bench_transfer_validation(c: &mut Criterion) {
 fn bench_batch(c: &mut Criterion) {
     const CHANNELS: usize = 1_000;
     let s = signers(2);
-    // Records, not channels: each channel's state tree (a merkle-proofs commitment) holds ~2 MB, so
-    // every iteration restores fresh channels from their records (outside the timing).
+    // Records, not channels: every iteration restores fresh channels from their records (outside
+    // the timing), as a node does at start, so each starts with no update in flight.
     let base: Vec<Vec<u8>> = (0..CHANNELS)
         .map(|i| {
             active_channel(&s, u32::try_from(i).unwrap() + 10)

@@ -14,7 +14,7 @@ use std::sync::{Arc, mpsc};
 
 use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
-use merkle_proofs::{Claim, CoinView, Commitment, LeafCoin, Proof, Root};
+use merkle_proofs::{Claim, CoinView, Commitment, Layout, LeafCoin, Proof, Root};
 use serde::{Deserialize, Serialize};
 
 use crate::sig::{DefaultBackend, SigBackend};
@@ -28,6 +28,8 @@ pub const TRANSFER_INPUTS_MAX: usize = 16;
 pub const TRANSFER_OUTPUTS_MAX: usize = 16;
 /// Most internal outputs a ledger holds.
 pub const LEDGER_OUTPUTS_MAX: usize = 4096;
+// A ledger always fits the compact layout of its state tree.
+const _: () = assert!(LEDGER_OUTPUTS_MAX <= merkle_proofs::COMPACT_MAX);
 
 /// A channel's identifier: SHA256 of the funding outpoint (txid bytes then vout little-endian).
 pub type ChannelId = [u8; 32];
@@ -545,8 +547,10 @@ pub enum StateTreeError {
 /// ([`StateTree::sync`] applies only the outputs spent and created since the version it tracks) and
 /// proves a participant's outputs ([`StateTree::prove_balance`]).
 ///
-/// It is derived data: rebuilt from the ledger at restore, never persisted. The prover's page table
-/// of `merkle_proofs` costs about 2 MB per tree whatever the ledger's size.
+/// It is derived data: rebuilt from the ledger at restore, never persisted. It uses the compact
+/// layout of `merkle_proofs` (one sorted vector of 40-byte entries, rehashed per update: a ledger
+/// holds at most [`LEDGER_OUTPUTS_MAX`] = `merkle_proofs::COMPACT_MAX` outputs), so a tree costs
+/// ~40 bytes per output, not the paged layout's fixed megabytes.
 #[derive(Debug, Clone)]
 pub struct StateTree {
     channel_id: ChannelId,
@@ -567,8 +571,8 @@ impl StateTree {
         state_keys: &[[u8; 32]],
         ledger: &Ledger,
     ) -> Result<Self, StateTreeError> {
-        let mut commitment = Commitment::new();
-        // Channel updates touch a few pages; the caller (manager) parallelises across channels.
+        let mut commitment = Commitment::with_layout(Layout::Compact);
+        // The caller (manager) parallelises across channels.
         commitment.set_threads(1);
         let mut tree = StateTree {
             channel_id: *channel_id,

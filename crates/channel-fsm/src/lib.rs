@@ -29,9 +29,8 @@
 //!   internal outputs (each an outpoint/coin, see [`ledger::output_outpoint`]), updated
 //!   incrementally per version; a participant proves its balance with a `merkle_proofs` inclusion
 //!   proof against the co-signed root ([`ledger::BalanceProof`]).
-//!   The tree is derived data (rebuilt at restore) and costs ~2.3 MB per channel and participant
-//!   whatever the ledger's size: `merkle_proofs::Commitment` keeps a fixed 65,536-page table sized
-//!   for the UTXO set. 1,000 channels on one node hold ~2.3 GB of trees.
+//!   The tree is derived data (rebuilt at restore) in `merkle_proofs`' compact layout: ~40 bytes
+//!   per internal output.
 //! - **Timelocks against given heights.** Relative: each holder's delayed output waits
 //!   `to_self_delay` blocks (default 144) after its commitment confirmed. Absolute: the funding must
 //!   confirm by [`channel::Channel::funding_deadline`] (default opening height + 2016, BOLT 2),
