@@ -328,13 +328,24 @@ struct Page {
 impl Page {
     /// Recomputes `buckets` from `entries`.
     fn rehash(&mut self, page: usize) {
-        self.rehash_reusing(page, &[], &[]);
+        self.rehash_reusing(page, &[], &[], &[]);
     }
 
     /// Recomputes `buckets` from `entries`, reusing the hash of any bucket whose entries are
     /// unchanged from the previous version of the page (`old_entries`, `old_buckets`): a batch then
     /// hashes only the buckets it touched.
-    fn rehash_reusing(&mut self, page: usize, old_entries: &[Stored], old_buckets: &[Bucket]) {
+    ///
+    /// `changed` lists the entries the batch removed or inserted (each list sorted): a new bucket
+    /// whose key range holds none of them, starting where an old bucket of the same length
+    /// started, has exactly that old bucket's entries, so its hash is reused without comparing
+    /// them.
+    fn rehash_reusing(
+        &mut self,
+        page: usize,
+        old_entries: &[Stored],
+        old_buckets: &[Bucket],
+        changed: &[&[Stored]],
+    ) {
         /// `(start, len, split bit after it)` of each bucket of `slice`, left to right.
         fn layout(slice: &[Stored], lo: usize, out: &mut Vec<(usize, usize, u16)>) {
             if slice.len() <= BUCKET_MAX {
@@ -353,10 +364,17 @@ impl Page {
         if !self.entries.is_empty() {
             layout(&self.entries, 0, &mut new);
         }
-        let old_end = |k: usize| {
+        let old_len = |k: usize| {
             old_buckets
                 .get(k + 1)
                 .map_or(old_entries.len(), Bucket::start)
+                - old_buckets[k].start()
+        };
+        let untouched = |first: &Stored, last: &Stored| {
+            changed.iter().all(|list| {
+                let i = list.partition_point(|c| cmp_stored(c, first).is_lt());
+                list.get(i).is_none_or(|c| cmp_stored(c, last).is_gt())
+            })
         };
         let mut out = Vec::with_capacity(new.len());
         for (start, len, split) in new {
@@ -364,7 +382,7 @@ impl Page {
             let reused = old_buckets
                 .binary_search_by(|b| cmp_stored(&old_entries[b.start()], &slice[0]))
                 .ok()
-                .filter(|&k| old_entries.get(old_buckets[k].start()..old_end(k)) == Some(slice))
+                .filter(|&k| old_len(k) == len && untouched(&slice[0], &slice[len - 1]))
                 .map(|k| old_buckets[k].hash);
             out.push(Bucket {
                 hash: reused.unwrap_or_else(|| stored_bucket_hash(page, slice)),
@@ -991,7 +1009,7 @@ impl Paged {
             merged.extend(ins);
             let old_entries = std::mem::replace(&mut page.entries, merged.into_boxed_slice());
             let old_buckets = std::mem::take(&mut page.buckets);
-            page.rehash_reusing(w.page, &old_entries, &old_buckets);
+            page.rehash_reusing(w.page, &old_entries, &old_buckets, &[&w.remove, &w.insert]);
             *root = page.root_node();
         }
         let run = |pages: &mut [Page], roots: &mut [Node], base: usize, work: &[PageWork]| {
