@@ -10,6 +10,7 @@
 //! to check against the co-signed root ([`BalanceProof::verify`]).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 
 use bitcoin::hashes::{Hash, HashEngine, sha256};
@@ -289,24 +290,62 @@ pub fn verify_state_signatures_parallel(
     })
 }
 
-type VerifyJob = (
-    Arc<(
-        [u8; 32],
-        Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
-        Vec<[u8; 64]>,
-    )>,
-    std::ops::Range<usize>,
-    mpsc::Sender<Result<(), usize>>,
-);
+/// Signatures per chunk of a [`StateVerifier`] call: threads claim chunks one at a time, so a
+/// thread that is not scheduled (a busy machine) leaves its share to the others instead of making
+/// the call wait for it.
+pub const VERIFY_CHUNK: usize = 1;
 
-/// A pool of verification threads started once, for callers that verify many states: a call hands
-/// each worker one contiguous chunk over a channel (a wake-up costs a few microseconds, starting a
-/// thread tens), so the split pays from [`PARALLEL_VERIFY_MIN`] signatures on. Dropping the pool
-/// stops and joins its threads.
-#[derive(Debug)]
+/// One call's work, shared with the pool (which may still hold it after the call returned).
+struct VerifyJob {
+    digest: [u8; 32],
+    keys: Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
+    sigs: Vec<[u8; 64]>,
+    /// Next chunk to claim.
+    next: AtomicUsize,
+    /// Chunks finished.
+    done: AtomicUsize,
+    /// Lowest index of a bad signature (`usize::MAX`: none so far).
+    bad: AtomicUsize,
+}
+
+impl VerifyJob {
+    fn chunks(&self) -> usize {
+        self.keys.len().div_ceil(VERIFY_CHUNK)
+    }
+
+    /// Claims and verifies chunks until none is left.
+    fn work(&self) {
+        let n = self.keys.len();
+        loop {
+            let c = self.next.fetch_add(1, Ordering::AcqRel);
+            if c >= self.chunks() {
+                return;
+            }
+            let range = c * VERIFY_CHUNK..((c + 1) * VERIFY_CHUNK).min(n);
+            if let Err(i) = verify_range(&self.digest, &self.keys, &self.sigs, range) {
+                self.bad.fetch_min(i, Ordering::AcqRel);
+            }
+            self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// A pool of verification threads started once, for callers that verify many states. A call
+/// offers its signatures to the pool in chunks of [`VERIFY_CHUNK`] that every thread (the caller's
+/// included) claims one at a time, so the split pays from [`PARALLEL_VERIFY_MIN`] signatures on
+/// when a core is free, and costs little when none is (the caller then verifies nearly all
+/// itself). Dropping the pool stops and joins its threads.
 pub struct StateVerifier {
-    jobs: Vec<mpsc::Sender<VerifyJob>>,
+    jobs: Vec<mpsc::Sender<Arc<VerifyJob>>>,
     handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for StateVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateVerifier")
+            .field("threads", &self.threads())
+            .finish()
+    }
 }
 
 impl StateVerifier {
@@ -320,15 +359,12 @@ impl StateVerifier {
         let mut jobs = Vec::with_capacity(workers);
         let mut handles = Vec::with_capacity(workers);
         for k in 0..workers {
-            let (tx, rx) = mpsc::channel::<VerifyJob>();
+            let (tx, rx) = mpsc::channel::<Arc<VerifyJob>>();
             let handle = std::thread::Builder::new()
                 .name(format!("state-verify-{k}"))
                 .spawn(move || {
-                    while let Some((job, range, reply)) = recv_spinning(&rx) {
-                        let (digest, keys, sigs) = &*job;
-                        let r = verify_range(digest, keys, sigs, range);
-                        // The caller waits for every reply; a closed reply channel means it is gone.
-                        let _ = reply.send(r);
+                    while let Some(job) = recv_spinning(&rx) {
+                        job.work();
                     }
                 })?;
             jobs.push(tx);
@@ -359,40 +395,36 @@ impl StateVerifier {
             return Err(n.min(sigs.len()));
         }
         let digest = state_digest(channel_id, version, root);
-        let threads = self.threads().min(n.max(1));
-        if threads == 1 || n < PARALLEL_VERIFY_MIN {
+        if self.jobs.is_empty() || n < PARALLEL_VERIFY_MIN {
             return verify_range(&digest, keys, sigs, 0..n);
         }
-        let per = n.div_ceil(threads);
-        let job = Arc::new((digest, keys.to_vec(), sigs.to_vec()));
-        let (reply, replies) = mpsc::channel();
-        let mut sent = 0usize;
-        for (t, worker) in self.jobs.iter().enumerate().take(threads - 1) {
-            let range = (t + 1) * per..((t + 2) * per).min(n);
-            if range.is_empty() {
-                continue;
-            }
-            let start = range.start;
-            if worker
-                .send((Arc::clone(&job), range.clone(), reply.clone()))
-                .is_err()
-            {
-                // A dead worker (never expected): verify its chunk here.
-                verify_range(&digest, keys, sigs, range).map_err(|i| i.min(start))?;
-                continue;
-            }
-            sent += 1;
+        let job = Arc::new(VerifyJob {
+            digest,
+            keys: keys.to_vec(),
+            sigs: sigs.to_vec(),
+            next: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            bad: AtomicUsize::new(usize::MAX),
+        });
+        for worker in &self.jobs {
+            // A worker that is gone (never expected) simply claims nothing.
+            let _ = worker.send(Arc::clone(&job));
         }
-        drop(reply);
-        let mut result = verify_range(&digest, keys, sigs, 0..per.min(n));
-        for _ in 0..sent {
-            // A worker that dropped its reply (panicked) is a failure at an unknown index.
-            let r = recv_spinning(&replies).unwrap_or(Err(per));
-            if let Err(i) = r {
-                result = Err(result.err().map_or(i, |j| j.min(i)));
+        job.work();
+        // Every chunk is claimed; wait for those other threads are finishing (at most one each).
+        let chunks = job.chunks();
+        let start = std::time::Instant::now();
+        while job.done.load(Ordering::Acquire) < chunks {
+            if start.elapsed() < VERIFY_SPIN {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
             }
         }
-        result
+        match job.bad.load(Ordering::Acquire) {
+            usize::MAX => Ok(()),
+            i => Err(i),
+        }
     }
 }
 
