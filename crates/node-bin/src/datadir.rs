@@ -137,8 +137,10 @@ pub fn read_headers(path: &Path, network: Network) -> anyhow::Result<HashMap<Blo
     Ok(index)
 }
 
-/// Threads the in-memory set may use to apply one large block (results are identical to 1).
-pub const SET_THREADS: usize = 2;
+/// Threads the in-memory set may use to apply one large block (results are identical to 1). One:
+/// measured on an idle 2-core machine, a second thread made the apply slower (0.93× mainnet mix,
+/// 0.69× 2-in/2-out; see `utxo_core::SetOptions::threads`).
+pub const SET_THREADS: usize = 1;
 
 /// Loads every stored coin into a fresh in-memory set standing on the store's tip.
 ///
