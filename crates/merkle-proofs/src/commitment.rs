@@ -1039,43 +1039,81 @@ impl Paged {
         C: CoinView + Sync,
         F: Fn(usize, Result<&Proof, ProveError>) + Sync,
     {
-        let run = |queries: &[(OutPoint, Option<C>)], base: usize| {
+        let threads = if queries.len() >= PARALLEL_PROOFS_MIN {
+            self.threads
+        } else {
+            1
+        };
+        // Phase 1: hash every query (its tree key and coin body), on all threads.
+        let mut lookups: Vec<(Lookup, usize)> = vec![(Lookup::Absent([0; 8]), 0); queries.len()];
+        let hash = |out: &mut [(Lookup, usize)], base: usize| {
+            for (k, slot) in out.iter_mut().enumerate() {
+                let (outpoint, coin) = &queries[base + k];
+                *slot = (Lookup::of(outpoint, coin.as_ref()), base + k);
+            }
+        };
+        let per = queries.len().div_ceil(threads).max(1);
+        if threads > 1 {
+            thread::scope(|s| {
+                let mut chunks = lookups.chunks_mut(per).enumerate();
+                let first = chunks.next();
+                for (t, chunk) in chunks {
+                    s.spawn(move || hash(chunk, t * per));
+                }
+                if let Some((_, chunk)) = first {
+                    hash(chunk, 0);
+                }
+            });
+        } else {
+            hash(&mut lookups, 0);
+        }
+        // Phase 2: thread t proves the queries of the t-th key range, in key order, so each
+        // thread walks its own part of the tree forwards and neighbouring proofs share nodes.
+        let mut parts: Vec<Vec<(Lookup, usize)>> = vec![Vec::with_capacity(per); threads];
+        for item in lookups {
+            let part = usize::from(item.0.key8()[0]) * threads / 256;
+            parts[part].push(item);
+        }
+        let run = |mut part: Vec<(Lookup, usize)>| {
+            part.sort_unstable_by_key(|(lookup, _)| *lookup.key8());
             let mut proof = Proof {
                 claims: Vec::new(),
                 nodes: Vec::new(),
                 entries: Vec::new(),
             };
-            let mut lookups = [Lookup::Absent([0; 8]); PROOF_GROUP];
+            let mut group_lookups = [Lookup::Absent([0; 8]); PROOF_GROUP];
             let mut warmth = 0u64;
-            for (g, group) in queries.chunks(PROOF_GROUP).enumerate() {
-                for (slot, (outpoint, coin)) in lookups.iter_mut().zip(group) {
-                    *slot = Lookup::of(outpoint, coin.as_ref());
+            for group in part.chunks(PROOF_GROUP) {
+                for (slot, (lookup, _)) in group_lookups.iter_mut().zip(group) {
+                    *slot = *lookup;
                 }
-                warmth ^= self.warm(&lookups[..group.len()]);
-                for (k, ((outpoint, coin), lookup)) in group.iter().zip(&lookups).enumerate() {
+                warmth ^= self.warm(&group_lookups[..group.len()]);
+                for &(lookup, i) in group {
+                    let (outpoint, coin) = &queries[i];
                     proof.claims.clear();
                     proof.nodes.clear();
                     proof.entries.clear();
-                    let result = fill_proof(self, [(outpoint, coin.as_ref(), *lookup)], &mut proof);
-                    sink(base + g * PROOF_GROUP + k, result.map(|()| &proof));
+                    let result = fill_proof(self, [(outpoint, coin.as_ref(), lookup)], &mut proof);
+                    sink(i, result.map(|()| &proof));
                 }
             }
             std::hint::black_box(warmth);
         };
-        if self.threads > 1 && queries.len() >= PARALLEL_PROOFS_MIN {
-            let per = queries.len().div_ceil(self.threads);
+        if threads > 1 {
             thread::scope(|s| {
-                let mut chunks = queries.chunks(per).enumerate();
-                let first = chunks.next();
-                for (t, chunk) in chunks {
-                    s.spawn(move || run(chunk, t * per));
+                let mut parts = parts.into_iter();
+                let first = parts.next();
+                for part in parts {
+                    s.spawn(|| run(part));
                 }
-                if let Some((_, chunk)) = first {
-                    run(chunk, 0);
+                if let Some(part) = first {
+                    run(part);
                 }
             });
         } else {
-            run(queries, 0);
+            for part in parts {
+                run(part);
+            }
         }
     }
 
@@ -1554,8 +1592,11 @@ impl Commitment {
     /// or encode what it keeps.
     ///
     /// At 10M coins a proof is bound by cache misses (the page, the entry, the bucket, the upper
-    /// tree's siblings); queries are taken [`PROOF_GROUP`] at a time and those loads are issued for
-    /// the whole group before any proof is built, so the misses overlap instead of queuing.
+    /// tree's siblings). So the queries are hashed first (on all threads), then each thread takes
+    /// one key range and proves its queries in key order (neighbouring proofs share upper-tree
+    /// nodes, and the page table is walked forwards), [`PROOF_GROUP`] at a time with the group's
+    /// loads issued before any of its proofs is built, so the misses overlap instead of queuing.
+    /// The larger the batch, the more its proofs share.
     ///
     /// ```
     /// use bitcoin::{OutPoint, Txid, hashes::Hash};
