@@ -1084,8 +1084,14 @@ impl Paged {
             let mut group_lookups = [Lookup::Absent([0; 8]); PROOF_GROUP];
             let mut warmth = 0u64;
             for group in part.chunks(PROOF_GROUP) {
-                for (slot, (lookup, _)) in group_lookups.iter_mut().zip(group) {
-                    *slot = *lookup;
+                for (slot, &(lookup, i)) in group_lookups.iter_mut().zip(group) {
+                    *slot = lookup;
+                    // The query itself (read again for its claim), now in key order.
+                    let (outpoint, coin) = &queries[i];
+                    warmth ^= u64::from(outpoint.vout);
+                    if let Some(coin) = coin {
+                        warmth ^= u64::from(coin.script_bytes().first().copied().unwrap_or(0));
+                    }
                 }
                 warmth ^= self.warm(&group_lookups[..group.len()]);
                 for &(lookup, i) in group {
