@@ -103,12 +103,25 @@
 //! least [`PARALLEL_PAGES_MIN`] pages and [`Commitment::set_threads`] allows it (default 2), the
 //! pages are split between two threads with `std::thread::scope` (no thread outlives the call).
 //!
-//! Measured at 10M coins (a profiling run of the bench's workload, 200k random inclusion queries
-//! held side by side as a server holds requests; thread CPU time, the other core busy with other
-//! jobs, so ±15 % between runs): one `prove` call 370–470k proofs/s per core; `prove_each`
-//! 460–580k/s per core; heap 39.7 B/coin, resident 39.9 B/coin (the memory bar is ≤ 40 B/coin).
-//! Before this layout, the same run gave 185k/s. `cargo xtask bench` (the `merkle` rows) measures
-//! 1 and 2 threads beside rustreexo and rs_merkle.
+//! Measured at 10M coins (`L2BTC_MERKLE_SIZES=10000000 cargo bench -p benches --bench merkle`,
+//! idle 2-core machine, 2026-11-25; batches of 10,000 random inclusion queries; runs vary ±10 %):
+//!
+//! | | ours | rustreexo | rs_merkle |
+//! |---|---|---|---|
+//! | inclusion proofs, `prove_each`, 2 threads | 0.83–1.03M/s | – | – |
+//! | inclusion proofs, `prove_each`, 1 thread | 540k/s | 97k/s | 163k/s |
+//! | inclusion proofs, one `prove` call each | 390k/s | 97k/s | 163k/s |
+//! | exclusion proofs | 280k/s | none | none |
+//! | proofs verified | 181k/s | 81k/s | 81k/s |
+//! | changed coins applied, 1 / 2 threads | 143k / 190k/s | 361k/s | static |
+//! | heap per coin (RSS delta) | 39.7 B (39.9 B) | 306 B (RSS) | 165 B (RSS) |
+//! | inclusion proof size | 2,198 B with its claim | 733 B | 757 B |
+//! | rebuild from coins (one shot) | 4.3–5.1 s | – | – |
+//!
+//! The bars: ≤ 40 B/coin is met; ≥ 1,000,000 proofs/s is reached on two threads in some idle runs
+//! and missed by up to 17 % in others, so not reliably (the same day's runs before key-ordered
+//! proving gave 0.77–0.82M/s). Before this layout (one `prove` call, recursive walk, binary search, page tree
+//! re-derived per proof) the same workload gave ~185k/s per core.
 //!
 //! The price of the 40-byte budget is proof size: a proof reveals whole buckets (≈ 30–48 entries of
 //! 40 bytes) instead of one leaf, so it is ~3× a plain Merkle path, in exchange for a prover that
