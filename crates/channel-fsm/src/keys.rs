@@ -196,6 +196,40 @@ pub fn derive_privkey(
         .map_err(|_| KeyError::InvalidTweak)
 }
 
+/// One term of the revocation key: `point·tweak`, computed as a generator multiplication
+/// `(secret·tweak)·G` when the caller holds the point's secret. Same result either way.
+fn revocation_term(
+    point: &PublicKey,
+    secret: Option<&SecretKey>,
+    tweak: &Scalar,
+) -> Result<PublicKey, KeyError> {
+    match secret {
+        Some(secret) => secret
+            .mul_tweak(tweak)
+            .map(|s| PublicKey::from_secret_key(secp(), &s))
+            .map_err(|_| KeyError::InvalidTweak),
+        None => point
+            .mul_tweak(secp(), tweak)
+            .map_err(|_| KeyError::InvalidTweak),
+    }
+}
+
+/// Appendix E with either secret known: `revocation_basepoint·t1 + per_commitment_point·t2`,
+/// `t1 = SHA256(revocation_basepoint || per_commitment_point)`,
+/// `t2 = SHA256(per_commitment_point || revocation_basepoint)`.
+fn revocation_pubkey(
+    revocation_basepoint: &PublicKey,
+    revocation_basepoint_secret: Option<&SecretKey>,
+    per_commitment_point: &PublicKey,
+    per_commitment_secret: Option<&SecretKey>,
+) -> Result<PublicKey, KeyError> {
+    let t1 = scalar_of(hash2(revocation_basepoint, per_commitment_point))?;
+    let t2 = scalar_of(hash2(per_commitment_point, revocation_basepoint))?;
+    let a = revocation_term(revocation_basepoint, revocation_basepoint_secret, &t1)?;
+    let b = revocation_term(per_commitment_point, per_commitment_secret, &t2)?;
+    a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+}
+
 /// Appendix E: `revocation_basepoint·SHA256(revocation_basepoint || per_commitment_point)
 /// + per_commitment_point·SHA256(per_commitment_point || revocation_basepoint)`.
 ///
@@ -205,15 +239,7 @@ pub fn derive_revocation_pubkey(
     revocation_basepoint: &PublicKey,
     per_commitment_point: &PublicKey,
 ) -> Result<PublicKey, KeyError> {
-    let t1 = scalar_of(hash2(revocation_basepoint, per_commitment_point))?;
-    let t2 = scalar_of(hash2(per_commitment_point, revocation_basepoint))?;
-    let a = revocation_basepoint
-        .mul_tweak(secp(), &t1)
-        .map_err(|_| KeyError::InvalidTweak)?;
-    let b = per_commitment_point
-        .mul_tweak(secp(), &t2)
-        .map_err(|_| KeyError::InvalidTweak)?;
-    a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+    revocation_pubkey(revocation_basepoint, None, per_commitment_point, None)
 }
 
 /// [`derive_revocation_pubkey`] for the owner of the revocation basepoint (it holds
@@ -227,16 +253,12 @@ pub fn derive_revocation_pubkey_as_revoker(
     revocation_basepoint: &PublicKey,
     per_commitment_point: &PublicKey,
 ) -> Result<PublicKey, KeyError> {
-    let t1 = scalar_of(hash2(revocation_basepoint, per_commitment_point))?;
-    let t2 = scalar_of(hash2(per_commitment_point, revocation_basepoint))?;
-    let a = revocation_basepoint_secret
-        .mul_tweak(&t1)
-        .map_err(|_| KeyError::InvalidTweak)?;
-    let a = PublicKey::from_secret_key(secp(), &a);
-    let b = per_commitment_point
-        .mul_tweak(secp(), &t2)
-        .map_err(|_| KeyError::InvalidTweak)?;
-    a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+    revocation_pubkey(
+        revocation_basepoint,
+        Some(revocation_basepoint_secret),
+        per_commitment_point,
+        None,
+    )
 }
 
 /// [`derive_revocation_pubkey`] for the commitment's holder (it holds `per_commitment_secret`):
@@ -249,16 +271,12 @@ pub fn derive_revocation_pubkey_as_holder(
     per_commitment_secret: &SecretKey,
     per_commitment_point: &PublicKey,
 ) -> Result<PublicKey, KeyError> {
-    let t1 = scalar_of(hash2(revocation_basepoint, per_commitment_point))?;
-    let t2 = scalar_of(hash2(per_commitment_point, revocation_basepoint))?;
-    let a = revocation_basepoint
-        .mul_tweak(secp(), &t1)
-        .map_err(|_| KeyError::InvalidTweak)?;
-    let b = per_commitment_secret
-        .mul_tweak(&t2)
-        .map_err(|_| KeyError::InvalidTweak)?;
-    let b = PublicKey::from_secret_key(secp(), &b);
-    a.combine(&b).map_err(|_| KeyError::InvalidTweak)
+    revocation_pubkey(
+        revocation_basepoint,
+        None,
+        per_commitment_point,
+        Some(per_commitment_secret),
+    )
 }
 
 /// Appendix E: `revocation_basepoint_secret·SHA256(revocation_basepoint || per_commitment_point)
