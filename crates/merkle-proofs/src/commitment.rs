@@ -600,17 +600,37 @@ pub(crate) trait Prover {
     fn build_tree(&self, targets: &[(usize, usize)], proof: &mut Proof);
 }
 
-/// Fills `proof` (empty) with the claims of `queries` and the tree that backs them.
+/// Empties `proof` for reuse and hands back the largest buffer of a script it claimed, to be filled
+/// again: a server proving one coin after another then allocates nothing per proof.
+fn reset(proof: &mut Proof) -> Vec<u8> {
+    let mut spare = Vec::new();
+    for claim in proof.claims.drain(..) {
+        if let Claim::Present { coin, .. } = claim
+            && coin.script.capacity() > spare.capacity()
+        {
+            spare = coin.script;
+        }
+    }
+    proof.nodes.clear();
+    proof.entries.clear();
+    spare
+}
+
+/// Fills `proof` (emptied first, its buffers reused) with the claims of `queries` and the tree
+/// that backs them. `targets` is scratch space (emptied first).
 pub(crate) fn fill_proof<'a, P: Prover, C: CoinView + 'a>(
     prover: &P,
     queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>, Lookup)>,
     proof: &mut Proof,
+    targets: &mut Vec<(usize, usize)>,
 ) -> Result<(), ProveError> {
+    let mut spare = Some(reset(proof));
     let queries = queries.into_iter();
     let hint = queries.size_hint().0.clamp(1, CLAIMS_MAX);
     let claims = &mut proof.claims;
     claims.reserve(hint);
-    let mut targets: Vec<(usize, usize)> = Vec::with_capacity(2 * hint);
+    targets.clear();
+    targets.reserve(2 * hint);
     let mut claim_bytes = 0usize;
     for (outpoint, coin, lookup) in queries {
         if claims.len() >= CLAIMS_MAX {
@@ -626,9 +646,17 @@ pub(crate) fn fill_proof<'a, P: Prover, C: CoinView + 'a>(
                 })?;
                 targets.push(target);
                 claim_bytes += 56 + coin.script_bytes().len();
+                let mut script = spare.take().unwrap_or_default();
+                script.clear();
+                script.extend_from_slice(coin.script_bytes());
                 claims.push(Claim::Present {
                     outpoint: op,
-                    coin: leaf_coin(coin),
+                    coin: LeafCoin {
+                        amount: coin.amount_sat(),
+                        height: coin.height(),
+                        is_coinbase: coin.is_coinbase(),
+                        script,
+                    },
                 });
             }
             (_, Lookup::Absent(key8)) | (None, Lookup::Present(Entry { key8, .. })) => {
@@ -652,7 +680,7 @@ pub(crate) fn fill_proof<'a, P: Prover, C: CoinView + 'a>(
     if prover.len() == 0 {
         proof.nodes.push(ProofNode::Empty);
     } else {
-        prover.build_tree(&targets, proof);
+        prover.build_tree(targets, proof);
     }
     let bytes = 11 + claim_bytes + proof.nodes.len() * 33 + proof.entries.len() * 40;
     if proof.nodes.len() > PROOF_NODES_MAX || bytes > PROOF_SIZE_MAX {
@@ -1081,6 +1109,7 @@ impl Paged {
                 nodes: Vec::new(),
                 entries: Vec::new(),
             };
+            let mut targets = Vec::new();
             let mut group_lookups = [Lookup::Absent([0; 8]); PROOF_GROUP];
             let mut warmth = 0u64;
             for group in part.chunks(PROOF_GROUP) {
@@ -1096,10 +1125,8 @@ impl Paged {
                 warmth ^= self.warm(&group_lookups[..group.len()]);
                 for &(lookup, i) in group {
                     let (outpoint, coin) = &queries[i];
-                    proof.claims.clear();
-                    proof.nodes.clear();
-                    proof.entries.clear();
-                    let result = fill_proof(self, [(outpoint, coin.as_ref(), lookup)], &mut proof);
+                    let query = (outpoint, coin.as_ref(), lookup);
+                    let result = fill_proof(self, [query], &mut proof, &mut targets);
                     sink(i, result.map(|()| &proof));
                 }
             }
@@ -1573,15 +1600,13 @@ impl Commitment {
         queries: impl IntoIterator<Item = (&'a OutPoint, Option<&'a C>)>,
         proof: &mut Proof,
     ) -> Result<(), ProveError> {
-        proof.claims.clear();
-        proof.nodes.clear();
-        proof.entries.clear();
         let queries = queries
             .into_iter()
             .map(|(outpoint, coin)| (outpoint, coin, Lookup::of(outpoint, coin)));
+        let mut targets = Vec::new();
         let result = match &self.inner {
-            Inner::Compact(c) => fill_proof(c, queries, proof),
-            Inner::Paged(p) => fill_proof(p.as_ref(), queries, proof),
+            Inner::Compact(c) => fill_proof(c, queries, proof, &mut targets),
+            Inner::Paged(p) => fill_proof(p.as_ref(), queries, proof, &mut targets),
         };
         if result.is_err() {
             proof.claims.clear();
@@ -1638,12 +1663,11 @@ impl Commitment {
                     nodes: Vec::new(),
                     entries: Vec::new(),
                 };
+                let mut targets = Vec::new();
                 for (i, (outpoint, coin)) in queries.iter().enumerate() {
-                    proof.claims.clear();
-                    proof.nodes.clear();
-                    proof.entries.clear();
                     let lookup = Lookup::of(outpoint, coin.as_ref());
-                    let result = fill_proof(c, [(outpoint, coin.as_ref(), lookup)], &mut proof);
+                    let query = (outpoint, coin.as_ref(), lookup);
+                    let result = fill_proof(c, [query], &mut proof, &mut targets);
                     sink(i, result.map(|()| &proof));
                 }
             }

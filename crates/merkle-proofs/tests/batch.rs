@@ -86,4 +86,15 @@ fn prove_many_into_reuses_the_buffer_and_clears_it_on_error() {
     c.prove_many_into([(&absent, Some(&coins[0].1))], &mut proof)
         .unwrap_err();
     assert!(proof.claims.is_empty() && proof.nodes.is_empty() && proof.entries.is_empty());
+    // A buffer that held a multi-proof, then an exclusion, then an inclusion again: each equals a
+    // fresh proof (claimed scripts' buffers are reused, never leaked into the next answer).
+    let many: Vec<_> = coins[300..340].iter().map(|(o, c)| (o, Some(c))).collect();
+    c.prove_many_into(many.iter().copied(), &mut proof).unwrap();
+    assert_eq!(proof, c.prove_many(many.iter().copied()).unwrap());
+    c.prove_many_into([(&absent, None::<&LeafCoin>)], &mut proof)
+        .unwrap();
+    assert_eq!(proof, c.prove::<LeafCoin>(&absent, None).unwrap());
+    let (op, coin) = &coins[1_999];
+    c.prove_many_into([(op, Some(coin))], &mut proof).unwrap();
+    assert_eq!(proof, c.prove(op, Some(coin)).unwrap());
 }
