@@ -1102,8 +1102,8 @@ impl Paged {
             let part = usize::from(item.0.key8()[0]) * threads / 256;
             parts[part].push(item);
         }
-        let run = |mut part: Vec<(Lookup, usize)>| {
-            part.sort_unstable_by_key(|(lookup, _)| *lookup.key8());
+        let run = |part: Vec<(Lookup, usize)>| {
+            let part = by_page(part);
             let mut proof = Proof {
                 claims: Vec::new(),
                 nodes: Vec::new(),
@@ -1155,10 +1155,23 @@ impl Paged {
     /// hashes of the upper tree), so the misses of the whole group are in flight together. Returns a
     /// value folded from the loads so they are not optimised away.
     fn warm(&self, lookups: &[Lookup]) -> u64 {
+        // Short loops of independent loads, one kind at a time, so that the misses of the whole
+        // group are in flight together instead of queuing behind one long loop body.
         let mut acc = 0u64;
+        // The page records.
         for l in lookups {
             acc ^= self.pages[l.page()].entries.len() as u64;
         }
+        // The upper tree's siblings (their addresses need no load). The top levels (below node
+        // 512: 18 KiB of nodes) stay cached anyway.
+        for l in lookups {
+            let mut node = PAGES + l.page();
+            while node >= 512 {
+                acc ^= u64::from(self.nodes[node ^ 1].count);
+                node >>= 1;
+            }
+        }
+        // The entry where each key should sit, and the page's bucket records (its tree shape).
         let mut spots = [(0usize, 0usize); PROOF_GROUP];
         for (l, spot) in lookups.iter().zip(&mut spots) {
             let page = &self.pages[l.page()];
@@ -1168,17 +1181,11 @@ impl Paged {
                 *spot = (l.page(), g);
                 acc ^= u64::from(page.entries[g][0]);
             }
-            // The bucket records (a page's tree shape), a few lines.
             for b in page.buckets.iter().step_by(2) {
                 acc ^= u64::from(b.split[0]);
             }
-            let mut node = PAGES + l.page();
-            // The top levels (below node 512: 16 KiB of hashes) stay cached anyway.
-            while node >= 512 {
-                acc ^= u64::from(self.nodes[node ^ 1].count);
-                node >>= 1;
-            }
         }
+        // The bucket around that entry: it is copied into the proof.
         for &(p, g) in &spots[..lookups.len()] {
             let page = &self.pages[p];
             if page.buckets.is_empty() {
@@ -1303,6 +1310,30 @@ impl Paged {
         self.build_page(p, page, lo, k + 1, &targets[..cut], proof);
         self.build_page(p, page, k + 1, hi, &targets[cut..], proof);
     }
+}
+
+/// `items` in page order (a counting sort on the page number: one pass to count, one to place,
+/// where a comparison sort of these 56-byte items took ~5% of proving).
+fn by_page(items: Vec<(Lookup, usize)>) -> Vec<(Lookup, usize)> {
+    if items.len() < 256 {
+        let mut items = items;
+        items.sort_unstable_by_key(|(lookup, _)| lookup.page());
+        return items;
+    }
+    let mut next = vec![0usize; PAGES + 1];
+    for (lookup, _) in &items {
+        next[lookup.page() + 1] += 1;
+    }
+    for p in 0..PAGES {
+        next[p + 1] += next[p];
+    }
+    let mut out = vec![(Lookup::Absent([0; 8]), 0); items.len()];
+    for item in items {
+        let slot = &mut next[item.0.page()];
+        out[*slot] = item;
+        *slot += 1;
+    }
+    out
 }
 
 /// Coins up to which [`Layout::Auto`] keeps a commitment compact: there an update rehashes the
