@@ -5,7 +5,7 @@ use bitcoin::hashes::{Hash, sha256};
 use bitcoin::secp256k1::{PublicKey, Scalar, SecretKey};
 use serde::{Deserialize, Serialize};
 
-use crate::sig::secp;
+use crate::sig::{generator_mul, secp};
 
 /// The first per-commitment index: BOLT 3 counts down from 2^48 − 1.
 pub const INDEX_START: u64 = (1 << 48) - 1;
@@ -161,7 +161,7 @@ fn hash2(a: &PublicKey, b: &PublicKey) -> sha256::Hash {
 /// [`KeyError::InvalidTweak`] if the secret is not a valid scalar.
 pub fn per_commitment_point(secret: &[u8; 32]) -> Result<PublicKey, KeyError> {
     let sk = SecretKey::from_slice(secret).map_err(|_| KeyError::InvalidTweak)?;
-    Ok(PublicKey::from_secret_key(secp(), &sk))
+    Ok(generator_mul(&sk))
 }
 
 /// Appendix E: `basepoint + SHA256(per_commitment_point || basepoint)·G` (localpubkey, delayed keys).
@@ -177,8 +177,26 @@ pub fn derive_pubkey(
     let tweak = SecretKey::from_slice(hash2(per_commitment_point, basepoint).as_byte_array())
         .map_err(|_| KeyError::InvalidTweak)?;
     basepoint
-        .combine(&PublicKey::from_secret_key(secp(), &tweak))
+        .combine(&generator_mul(&tweak))
         .map_err(|_| KeyError::InvalidTweak)
+}
+
+/// [`derive_pubkey`] for the owner of the basepoint (it holds `basepoint_secret`):
+/// `(basepoint_secret + SHA256(per_commitment_point || basepoint))·G`, one generator
+/// multiplication and no point addition. Same result.
+///
+/// # Errors
+/// [`KeyError::InvalidTweak`] (negligible probability).
+pub fn derive_pubkey_as_owner(
+    basepoint_secret: &SecretKey,
+    basepoint: &PublicKey,
+    per_commitment_point: &PublicKey,
+) -> Result<PublicKey, KeyError> {
+    let tweak = scalar_of(hash2(per_commitment_point, basepoint))?;
+    let secret = basepoint_secret
+        .add_tweak(&tweak)
+        .map_err(|_| KeyError::InvalidTweak)?;
+    Ok(generator_mul(&secret))
 }
 
 /// Appendix E: `basepoint_secret + SHA256(per_commitment_point || basepoint)`.
@@ -189,7 +207,7 @@ pub fn derive_privkey(
     basepoint_secret: &SecretKey,
     per_commitment_point: &PublicKey,
 ) -> Result<SecretKey, KeyError> {
-    let basepoint = PublicKey::from_secret_key(secp(), basepoint_secret);
+    let basepoint = generator_mul(basepoint_secret);
     let tweak = scalar_of(hash2(per_commitment_point, &basepoint))?;
     basepoint_secret
         .add_tweak(&tweak)
@@ -206,7 +224,7 @@ fn revocation_term(
     match secret {
         Some(secret) => secret
             .mul_tweak(tweak)
-            .map(|s| PublicKey::from_secret_key(secp(), &s))
+            .map(|s| generator_mul(&s))
             .map_err(|_| KeyError::InvalidTweak),
         None => point
             .mul_tweak(secp(), tweak)
@@ -288,8 +306,8 @@ pub fn derive_revocation_privkey(
     revocation_basepoint_secret: &SecretKey,
     per_commitment_secret: &SecretKey,
 ) -> Result<SecretKey, KeyError> {
-    let rb = PublicKey::from_secret_key(secp(), revocation_basepoint_secret);
-    let pcp = PublicKey::from_secret_key(secp(), per_commitment_secret);
+    let rb = generator_mul(revocation_basepoint_secret);
+    let pcp = generator_mul(per_commitment_secret);
     let t1 = scalar_of(hash2(&rb, &pcp))?;
     let t2 = scalar_of(hash2(&pcp, &rb))?;
     let a = revocation_basepoint_secret

@@ -98,6 +98,70 @@ fn secp_anylen() -> &'static secp256k1_anylen::Secp256k1<secp256k1_anylen::All> 
     CTX.get_or_init(secp256k1_anylen::Secp256k1::new)
 }
 
+/// `secret·G` on the `secp256k1` 0.31 build of libsecp256k1 (v0.6), whose generator multiplication
+/// (signed-digit multi-comb, constant time) is ~20% faster here than the v0.4 one under
+/// `bitcoin::secp256k1` 0.29; the point comes back as a 0.29 key through its uncompressed
+/// encoding (no square root). Same point as `PublicKey::from_secret_key`.
+pub fn generator_mul(secret: &SecretKey) -> secp256k1::PublicKey {
+    secp256k1_anylen::SecretKey::from_byte_array(secret.secret_bytes())
+        .ok()
+        .and_then(|s| {
+            let p = secp256k1_anylen::PublicKey::from_secret_key(secp_anylen(), &s);
+            secp256k1::PublicKey::from_slice(&p.serialize_uncompressed()).ok()
+        })
+        // Both builds accept the same scalars: the fallback never runs.
+        .unwrap_or_else(|| secp256k1::PublicKey::from_secret_key(secp(), secret))
+}
+
+/// RFC 6979 low-S ECDSA (compact `r || s`) on the libsecp256k1 v0.6 build ([`generator_mul`]):
+/// the same bytes as `bitcoin::secp256k1`'s `sign_ecdsa`, faster.
+pub fn ecdsa_sign_secret(secret: &SecretKey, digest: &[u8; 32]) -> [u8; 64] {
+    match secp256k1_anylen::SecretKey::from_byte_array(secret.secret_bytes()) {
+        Ok(s) => secp_anylen()
+            .sign_ecdsa(secp256k1_anylen::Message::from_digest(*digest), &s)
+            .serialize_compact(),
+        Err(_) => secp()
+            .sign_ecdsa(&Message::from_digest(*digest), secret)
+            .serialize_compact(),
+    }
+}
+
+/// A BIP340 signing key prepared once on the libsecp256k1 v0.6 build ([`generator_mul`]), for
+/// signers that sign often with the same key (state and funding keys).
+#[derive(Clone, Copy)]
+pub struct SchnorrKeypair(secp256k1_anylen::Keypair);
+
+impl std::fmt::Debug for SchnorrKeypair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchnorrKeypair").finish_non_exhaustive()
+    }
+}
+
+impl SchnorrKeypair {
+    /// Prepares `secret` (one generator multiplication).
+    pub fn new(secret: &SecretKey) -> Self {
+        let kp = secp256k1_anylen::SecretKey::from_byte_array(secret.secret_bytes())
+            .map(|s| secp256k1_anylen::Keypair::from_secret_key(secp_anylen(), &s))
+            // A valid 0.29 secret is a valid 0.31 secret; this branch never runs.
+            .unwrap_or_else(|_| {
+                secp256k1_anylen::Keypair::from_seckey_byte_array(secp_anylen(), [1u8; 32])
+                    .expect("1..1 is a valid key")
+            });
+        Self(kp)
+    }
+
+    /// BIP340 over a 32-byte message with auxiliary randomness `aux_rand` (`None`: BIP340's
+    /// no-auxiliary-data variant, as `sign_schnorr_no_aux_rand`); the same bytes as
+    /// [`Secp256k1Backend::schnorr_sign`] / `bitcoin::secp256k1`.
+    pub fn sign(&self, msg: &[u8; 32], aux_rand: Option<&[u8; 32]>) -> [u8; 64] {
+        match aux_rand {
+            Some(aux) => secp_anylen().sign_schnorr_with_aux_rand(msg, &self.0, aux),
+            None => secp_anylen().sign_schnorr_no_aux_rand(msg, &self.0),
+        }
+        .to_byte_array()
+    }
+}
+
 /// The default backend: Bitcoin Core's libsecp256k1, linked through `bitcoin::secp256k1`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Secp256k1Backend;
@@ -128,10 +192,7 @@ impl SigBackend for Secp256k1Backend {
         XOnlyPublicKey::from_slice(bytes).map_err(|_| SigError::InvalidPublicKey)
     }
     fn ecdsa_sign(keypair: &Keypair, digest: &[u8; 32]) -> [u8; 64] {
-        let msg = Message::from_digest(*digest);
-        secp()
-            .sign_ecdsa(&msg, &keypair.secret_key())
-            .serialize_compact()
+        ecdsa_sign_secret(&keypair.secret_key(), digest)
     }
     fn ecdsa_verify(
         public: &secp256k1::PublicKey,
@@ -332,6 +393,35 @@ mod tests {
     #[test]
     fn secp256k1_roundtrip() {
         roundtrip::<Secp256k1Backend>();
+    }
+
+    #[test]
+    fn libsecp_v06_paths_equal_the_bitcoin_secp256k1_ones() {
+        for seed in 1u8..40 {
+            let secret = SecretKey::from_slice(&[seed; 32]).expect("valid key");
+            assert_eq!(
+                generator_mul(&secret),
+                secp256k1::PublicKey::from_secret_key(secp(), &secret)
+            );
+            let digest = [seed.wrapping_mul(7); 32];
+            let msg = Message::from_digest(digest);
+            assert_eq!(
+                ecdsa_sign_secret(&secret, &digest),
+                secp().sign_ecdsa(&msg, &secret).serialize_compact()
+            );
+            let kp = Keypair::from_secret_key(secp(), &secret);
+            let fast = SchnorrKeypair::new(&secret);
+            assert_eq!(
+                fast.sign(&digest, Some(&[seed; 32])),
+                secp()
+                    .sign_schnorr_with_aux_rand(&msg, &kp, &[seed; 32])
+                    .serialize()
+            );
+            assert_eq!(
+                fast.sign(&digest, None),
+                secp().sign_schnorr_no_aux_rand(&msg, &kp).serialize()
+            );
+        }
     }
 
     #[cfg(feature = "k256-backend")]

@@ -1,11 +1,13 @@
 //! Participant keys behind a small [`Signer`] trait, with an in-memory implementation
 //! ([`InMemorySigner`]) derived from one 32-byte seed.
 
+use std::sync::{Arc, Mutex};
+
 use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::secp256k1::{Keypair, PublicKey, SecretKey};
 
 use crate::keys::{self, KeyError};
-use crate::sig::{DefaultBackend, SigBackend, secp};
+use crate::sig::{SchnorrKeypair, ecdsa_sign_secret, secp};
 use crate::tx::{ChannelParams, DelayedKeys, FundingScript, ParticipantKeys, TxError};
 
 /// What the channel state machine asks of a participant's keys. Implementations may live in another
@@ -67,9 +69,25 @@ pub struct InMemorySigner {
     revocation_base: SecretKey,
     payment_base: SecretKey,
     delayed_base: SecretKey,
-    state: <DefaultBackend as SigBackend>::Keypair,
+    /// The state and funding keys prepared for BIP340 signing on libsecp256k1 v0.6 (see
+    /// [`crate::sig::generator_mul`]): every update signs with them.
+    state_fast: SchnorrKeypair,
+    funding_fast: SchnorrKeypair,
     shachain_seed: [u8; 32],
     keys: ParticipantKeys,
+    /// The last per-commitment secrets generated (a version asks for the same few several times:
+    /// as the next point, for its own keys, and when revealed); shared by clones.
+    recent_secrets: Arc<Mutex<RecentSecrets>>,
+}
+
+/// Number of per-commitment secrets [`InMemorySigner`] remembers.
+const RECENT_SECRETS_MAX: usize = 4;
+
+/// A tiny memo of (commitment number, secret), oldest replaced first.
+#[derive(Default)]
+struct RecentSecrets {
+    entries: [Option<(u64, [u8; 32])>; RECENT_SECRETS_MAX],
+    next: usize,
 }
 
 impl std::fmt::Debug for InMemorySigner {
@@ -102,6 +120,8 @@ impl InMemorySigner {
         let delayed_base = secret(derive(&seed, 3));
         let state_secret = secret(derive(&seed, 4));
         let state = Keypair::from_secret_key(secp(), &state_secret);
+        let state_fast = SchnorrKeypair::new(&state_secret);
+        let funding_fast = SchnorrKeypair::new(&funding);
         let shachain_seed = derive(&seed, 5);
         let pk = |s: &SecretKey| PublicKey::from_secret_key(secp(), s);
         let keys = ParticipantKeys {
@@ -116,9 +136,11 @@ impl InMemorySigner {
             revocation_base,
             payment_base,
             delayed_base,
-            state,
+            state_fast,
+            funding_fast,
             shachain_seed,
             keys,
+            recent_secrets: Arc::new(Mutex::new(RecentSecrets::default())),
         }
     }
 
@@ -144,13 +166,31 @@ impl Signer for InMemorySigner {
         let index = keys::INDEX_START
             .checked_sub(number)
             .ok_or(KeyError::IndexOutOfRange { index: number })?;
-        keys::per_commitment_secret(&self.shachain_seed, index)
+        // A poisoned memo (a panic elsewhere while holding it) is only skipped.
+        if let Ok(memo) = self.recent_secrets.lock()
+            && let Some((_, secret)) = memo.entries.iter().flatten().find(|(n, _)| *n == number)
+        {
+            return Ok(*secret);
+        }
+        let secret = keys::per_commitment_secret(&self.shachain_seed, index)?;
+        if let Ok(mut memo) = self.recent_secrets.lock() {
+            let slot = memo.next;
+            memo.entries[slot] = Some((number, secret));
+            memo.next = (slot + 1) % RECENT_SECRETS_MAX;
+        }
+        Ok(secret)
     }
     fn sign_funding_spend(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64] {
-        script.sign(&self.funding, digest)
+        // As `script.sign(&self.funding, digest)`, with the key prepared once.
+        if script.is_ecdsa() {
+            ecdsa_sign_secret(&self.funding, digest)
+        } else {
+            self.funding_fast.sign(digest, None)
+        }
     }
     fn sign_state(&self, digest: &[u8; 32]) -> [u8; 64] {
-        DefaultBackend::schnorr_sign(&self.state, digest, &[0u8; 32])
+        // As `DefaultBackend::schnorr_sign(&self.state, digest, &[0u8; 32])`.
+        self.state_fast.sign(digest, Some(&[0u8; 32]))
     }
     fn delayed_privkey(&self, point: &PublicKey) -> Result<SecretKey, KeyError> {
         keys::derive_privkey(&self.delayed_base, point)
@@ -172,7 +212,13 @@ impl Signer for InMemorySigner {
             .participants
             .get(holder)
             .ok_or(TxError::NoSuchParticipant { index: holder })?;
-        let delayed = keys::derive_pubkey(&h.delayed_payment_basepoint, point)?;
+        let delayed = if holder == me
+            && h.delayed_payment_basepoint == self.keys.delayed_payment_basepoint
+        {
+            keys::derive_pubkey_as_owner(&self.delayed_base, &h.delayed_payment_basepoint, point)?
+        } else {
+            keys::derive_pubkey(&h.delayed_payment_basepoint, point)?
+        };
         // Our own commitment: `point` is ours (the channel only passes our point for `number`).
         let own_secret = if holder == me {
             let s = self.per_commitment_secret(number)?;
@@ -208,6 +254,26 @@ impl Signer for InMemorySigner {
 mod tests {
     use super::*;
     use bitcoin::{Amount, OutPoint};
+
+    #[test]
+    fn remembered_secrets_equal_generated_ones() {
+        let s = InMemorySigner::from_seed([3; 32]);
+        let fresh = InMemorySigner::from_seed([3; 32]);
+        // More numbers than the memo holds, in the order a channel asks, and again.
+        for round in 0..2 {
+            for number in [0u64, 1, 2, 1, 3, 2, 4, 3, 5, 9, 0, 77, 5] {
+                let expected =
+                    keys::per_commitment_secret(&fresh.shachain_seed, keys::INDEX_START - number)
+                        .expect("in range");
+                assert_eq!(
+                    s.per_commitment_secret(number).expect("in range"),
+                    expected,
+                    "round {round} number {number}"
+                );
+            }
+        }
+        assert!(s.per_commitment_secret(keys::INDEX_START + 1).is_err());
+    }
 
     #[test]
     fn in_memory_delayed_keys_equal_the_public_derivation() {

@@ -289,12 +289,10 @@ impl FundingScript {
 
     /// Signs a funding-spend digest with a participant's funding key (ECDSA compact or BIP340).
     pub fn sign(&self, funding_secret: &SecretKey, digest: &[u8; 32]) -> [u8; 64] {
-        let msg = Message::from_digest(*digest);
         if self.is_ecdsa() {
-            secp().sign_ecdsa(&msg, funding_secret).serialize_compact()
+            crate::sig::ecdsa_sign_secret(funding_secret, digest)
         } else {
-            let kp = Keypair::from_secret_key(secp(), funding_secret);
-            secp().sign_schnorr_no_aux_rand(&msg, &kp).serialize()
+            crate::sig::SchnorrKeypair::new(funding_secret).sign(digest, None)
         }
     }
 
