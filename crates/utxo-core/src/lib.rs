@@ -18,6 +18,7 @@
 //! signature validation (like Core's `-assumevalid`), proof-of-work and header checks.
 #![forbid(unsafe_code)]
 
+mod arena;
 mod cache;
 mod changes;
 mod coin;
@@ -27,6 +28,7 @@ mod error;
 pub mod muhash;
 mod params;
 mod set;
+mod shard;
 mod stats;
 mod sync;
 mod undo;

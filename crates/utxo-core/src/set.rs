@@ -1,9 +1,12 @@
 //! [`UtxoSet`]: the concurrent, sharded in-memory UTXO set.
 //!
-//! Layout: `SHARDS_DEFAULT` shards, each a hash map behind its own `RwLock`, keyed by the outpoint
-//! and hashed with a per-process seeded mix of 8 txid bytes and the vout (hashing the whole 36-byte
-//! outpoint with SipHash measured ~10× slower; the seed stops ground txids from colliding). Values
-//! are Core's compressed coin bytes packed inline (48 bytes), with rare long scripts in a side map.
+//! Layout: `SHARDS_DEFAULT` shards, each behind its own `RwLock`, each holding per-transaction
+//! records (the txid and height once, then every unspent output in Core's compressed form) in a
+//! chunked byte arena, found through a hash table of 4-byte handles (see `shard.rs` and `arena.rs`).
+//! Keys hash with a per-process seeded mix of 8 txid bytes and the output group (vout / 64), so all
+//! outputs of a transaction land in one shard and one record; the seed stops ground txids from
+//! colliding. Measured at 10M coins of the synthetic mainnet-like mix: see
+//! `benches/benches/utxo_memory.rs`.
 //!
 //! Writers (block application) are serialised by one mutex; they compute a block's whole diff with
 //! read locks only, then commit it shard by shard, **all inserts before any delete**, holding each
@@ -19,10 +22,10 @@ use bitcoin::{Block, BlockHash, OutPoint, Txid};
 
 use crate::changes::ChangeSet;
 use crate::coin::Coin;
-use crate::compress::{decode_coin, encode_coin};
 use crate::connect::{self, BuildOutPointHasher, Failure};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::ChainParams;
+use crate::shard::{Key, Shard, fold_mul, key_hash};
 use crate::stats::UtxoStats;
 use crate::sync::{Mutex, RwLock, lock, read, write};
 use crate::undo::BlockUndo;
@@ -35,13 +38,6 @@ pub const SHARDS_MAX: usize = 4096;
 pub const THREADS_MAX: usize = 64;
 /// Smallest block (in transactions) worth spreading over threads.
 pub const PARALLEL_MIN_TXS: usize = 256;
-
-/// A map key: the outpoint's raw txid and vout.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Key {
-    txid: [u8; 32],
-    vout: u32,
-}
 
 impl Key {
     pub(crate) fn of(outpoint: &OutPoint) -> Key {
@@ -67,13 +63,6 @@ impl Hash for Key {
     }
 }
 
-/// Folded 64×64→128-bit multiply: a fast, well-mixing step (as in ahash's fallback).
-#[allow(clippy::cast_possible_truncation)] // Taking the low and high halves on purpose.
-fn fold_mul(a: u64, b: u64) -> u64 {
-    let p = u128::from(a) * u128::from(b);
-    (p as u64) ^ ((p >> 64) as u64)
-}
-
 /// Builds seeded [`KeyHasher`]s.
 #[derive(Clone, Debug)]
 pub(crate) struct SeededState {
@@ -95,7 +84,7 @@ impl BuildHasher for SeededState {
     }
 }
 
-/// A hasher for [`Key`]: one folded multiply per word, keyed by the seed.
+/// A hasher for [`Key`]s and outpoints: one folded multiply per word, keyed by the seed.
 pub(crate) struct KeyHasher {
     state: u64,
 }
@@ -124,87 +113,6 @@ impl Hasher for KeyHasher {
 
     fn finish(&self) -> u64 {
         fold_mul(self.state, 0x9e37_79b9_7f4a_7c15)
-    }
-}
-
-/// Largest compressed coin kept inline.
-const INLINE_MAX: usize = 47;
-/// `len` marking a coin stored in the shard's side map.
-const IN_SIDE_MAP: u8 = u8::MAX;
-
-/// A coin in Core's compressed serialization, inline when it fits.
-#[derive(Clone)]
-struct Packed {
-    len: u8,
-    bytes: [u8; INLINE_MAX],
-}
-
-/// One shard: coins whose compressed form fits inline, and the rest.
-struct Shard {
-    map: HashMap<Key, Packed, SeededState>,
-    side: HashMap<Key, Box<[u8]>>,
-}
-
-impl Shard {
-    fn new(state: SeededState) -> Shard {
-        Shard {
-            map: HashMap::with_hasher(state),
-            side: HashMap::new(),
-        }
-    }
-
-    fn get(&self, key: &Key) -> Option<Coin> {
-        let packed = self.map.get(key)?;
-        let bytes: &[u8] = if packed.len == IN_SIDE_MAP {
-            self.side.get(key)?
-        } else {
-            &packed.bytes[..usize::from(packed.len)]
-        };
-        // Bytes were written by encode_coin from a valid coin: decoding cannot fail.
-        decode_coin(&mut &bytes[..]).ok()
-    }
-
-    fn insert(&mut self, key: Key, coin: &Coin, buf: &mut Vec<u8>) -> Option<Coin> {
-        let old = self.get(&key);
-        self.put(key, coin, buf);
-        old
-    }
-
-    /// Inserts or replaces without decoding the old coin (the commit path).
-    fn put(&mut self, key: Key, coin: &Coin, buf: &mut Vec<u8>) {
-        buf.clear();
-        encode_coin(coin, buf);
-        let mut packed = Packed {
-            len: IN_SIDE_MAP,
-            bytes: [0; INLINE_MAX],
-        };
-        if let Some(inline) = packed.bytes.get_mut(..buf.len()) {
-            inline.copy_from_slice(buf);
-            packed.len = u8::try_from(buf.len()).unwrap_or(IN_SIDE_MAP);
-            if let Some(old) = self.map.insert(key, packed)
-                && old.len == IN_SIDE_MAP
-            {
-                self.side.remove(&key);
-            }
-        } else {
-            self.side.insert(key, buf.as_slice().into());
-            self.map.insert(key, packed);
-        }
-    }
-
-    fn remove(&mut self, key: &Key) -> Option<Coin> {
-        let coin = self.get(key)?;
-        self.delete(key);
-        Some(coin)
-    }
-
-    /// Deletes without decoding (the commit path).
-    fn delete(&mut self, key: &Key) {
-        if let Some(packed) = self.map.remove(key)
-            && packed.len == IN_SIDE_MAP
-        {
-            self.side.remove(key);
-        }
     }
 }
 
@@ -305,7 +213,7 @@ impl UtxoSet {
         let state = SeededState::random();
         UtxoSet {
             shards: (0..shards)
-                .map(|_| RwLock::new(Shard::new(state.clone())))
+                .map(|_| RwLock::new(Shard::new(state.seed)))
                 .collect(),
             state,
             writer: Mutex::new(()),
@@ -318,29 +226,39 @@ impl UtxoSet {
         }
     }
 
-    fn shard_of(&self, key: &Key) -> usize {
-        let hash = self.state.hash_one(key);
-        // Bits 32.. pick the shard; the map inside uses the low bits and the top 7 bits.
+    /// The key's hash (txid and output group).
+    fn hash_of(&self, key: &Key) -> u64 {
+        key_hash(self.state.seed, &key.txid, key.group())
+    }
+
+    /// The shard of a key hash.
+    fn shard_index(&self, hash: u64) -> usize {
+        // Bits 32.. pick the shard; the table inside uses the low bits and the top 7 bits.
         ((hash >> 32) as usize) & (self.shards.len() - 1)
+    }
+
+    #[cfg(loom)]
+    fn shard_of(&self, key: &Key) -> usize {
+        self.shard_index(self.hash_of(key))
     }
 
     /// The coin at `outpoint`, if unspent.
     pub fn get(&self, outpoint: &OutPoint) -> Option<Coin> {
         let key = Key::of(outpoint);
-        read(&self.shards[self.shard_of(&key)]).get(&key)
+        let hash = self.hash_of(&key);
+        read(&self.shards[self.shard_index(hash)]).get(hash, &key)
     }
 
     /// Whether `outpoint` is unspent.
     pub fn contains(&self, outpoint: &OutPoint) -> bool {
         let key = Key::of(outpoint);
-        read(&self.shards[self.shard_of(&key)])
-            .map
-            .contains_key(&key)
+        let hash = self.hash_of(&key);
+        read(&self.shards[self.shard_index(hash)]).contains(hash, &key)
     }
 
     /// Number of unspent outputs.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| read(s).map.len()).sum()
+        self.shards.iter().map(|s| read(s).len()).sum()
     }
 
     /// Whether the set is empty.
@@ -368,8 +286,14 @@ impl UtxoSet {
     pub fn insert(&self, outpoint: OutPoint, coin: Coin) -> Option<Coin> {
         let _writer = lock(&self.writer);
         let key = Key::of(&outpoint);
+        let hash = self.hash_of(&key);
+        let old = {
+            let mut shard = write(&self.shards[self.shard_index(hash)]);
+            let old = shard.put(hash, &key, &[(key.vout, &coin)], true);
+            shard.maintain();
+            old
+        };
         let mut buf = Vec::with_capacity(64);
-        let old = write(&self.shards[self.shard_of(&key)]).insert(key, &coin, &mut buf);
         let mut summary = lock(&self.summary);
         if let Some(old) = &old {
             summary.stats.remove_coin(&outpoint, old, &mut buf);
@@ -382,7 +306,13 @@ impl UtxoSet {
     pub fn remove(&self, outpoint: &OutPoint) -> Option<Coin> {
         let _writer = lock(&self.writer);
         let key = Key::of(outpoint);
-        let old = write(&self.shards[self.shard_of(&key)]).remove(&key)?;
+        let hash = self.hash_of(&key);
+        let old = {
+            let mut shard = write(&self.shards[self.shard_index(hash)]);
+            let old = shard.remove(hash, &key, true)?;
+            shard.maintain();
+            old?
+        };
         lock(&self.summary)
             .stats
             .remove_coin(outpoint, &old, &mut Vec::new());
@@ -394,16 +324,19 @@ impl UtxoSet {
     pub fn sorted_coins(&self) -> Vec<(OutPoint, Coin)> {
         let mut all: Vec<(Key, Coin)> = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
-            let shard = read(shard);
-            all.extend(
-                shard
-                    .map
-                    .keys()
-                    .filter_map(|k| shard.get(k).map(|c| (*k, c))),
-            );
+            read(shard).for_each(|key, coin| all.push((key, coin)));
         }
         all.sort_unstable_by_key(|(key, _)| (key.txid, key.vout));
         all.into_iter().map(|(k, c)| (k.outpoint(), c)).collect()
+    }
+
+    /// Memory the shards hold: (arena bytes, live record bytes, index bytes), summed.
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn memory(&self) -> (usize, usize, usize) {
+        self.shards.iter().fold((0, 0, 0), |acc, s| {
+            let m = read(s).memory();
+            (acc.0 + m.0, acc.1 + m.1, acc.2 + m.2)
+        })
     }
 
     /// Connects `block` at `height` with every bookkeeping rule and returns its undo data.
@@ -552,30 +485,34 @@ impl UtxoSet {
     /// Writes a diff: inserts first, then deletes, one shard lock at a time (shards spread over
     /// threads when the set has more than one); then the statistics.
     fn commit(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
-        let mut inserts: Vec<(usize, Key, Option<&Coin>)> =
-            Vec::with_capacity(changes.created.len());
+        let mut inserts: Vec<Change<'_>> = Vec::with_capacity(changes.created.len());
         for (op, coin) in &changes.created {
             let key = Key::of(op);
-            inserts.push((self.shard_of(&key), key, Some(coin)));
+            let hash = self.hash_of(&key);
+            inserts.push((self.shard_index(hash), hash, key, Some(coin)));
         }
         let created: std::collections::HashSet<Key, SeededState> = {
             let mut set = std::collections::HashSet::with_capacity_and_hasher(
                 inserts.len(),
                 self.state.clone(),
             );
-            set.extend(inserts.iter().map(|(_, k, _)| *k));
+            set.extend(inserts.iter().map(|(_, _, k, _)| *k));
             set
         };
-        let mut deletes: Vec<(usize, Key, Option<&Coin>)> = changes
+        let mut deletes: Vec<Change<'_>> = changes
             .spent
             .iter()
             .map(|(op, _)| Key::of(op))
             // A coin replaced in place (BIP30 exception) is written by its insert.
             .filter(|key| !created.contains(key))
-            .map(|key| (self.shard_of(&key), key, None))
+            .map(|key| {
+                let hash = self.hash_of(&key);
+                (self.shard_index(hash), hash, key, None)
+            })
             .collect();
-        inserts.sort_unstable_by_key(|(shard, _, _)| *shard);
-        deletes.sort_unstable_by_key(|(shard, _, _)| *shard);
+        // Stable: the outputs of one transaction stay together, in vout order.
+        inserts.sort_by_key(|(shard, _, _, _)| *shard);
+        deletes.sort_unstable_by_key(|(shard, _, _, _)| *shard);
         let parallel = self.threads > 1 && inserts.len() + deletes.len() >= PARALLEL_MIN_TXS;
         // All inserts complete before any delete starts.
         for phase in [&inserts, &deletes] {
@@ -594,28 +531,297 @@ impl UtxoSet {
         summary.best = best;
     }
 
-    /// Writes the changes of the shards `lane`, `lane + lanes`, … (sorted by shard).
-    fn write_groups(&self, changes: &[(usize, Key, Option<&Coin>)], lane: usize, lanes: usize) {
-        let mut buf = Vec::with_capacity(64);
+    /// Writes the changes of the shards `lane`, `lane + lanes`, … (sorted by shard): the coins of
+    /// one transaction (and output group) in one record write, deletes one by one.
+    fn write_groups(&self, changes: &[Change<'_>], lane: usize, lanes: usize) {
+        let mut coins: Vec<(u32, &Coin)> = Vec::new();
         for group in changes.chunk_by(|a, b| a.0 == b.0) {
             let shard_index = group[0].0;
             if shard_index % lanes != lane {
                 continue;
             }
             let mut shard = write(&self.shards[shard_index]);
-            for (_, key, coin) in group {
-                match coin {
-                    Some(coin) => shard.put(*key, coin, &mut buf),
-                    None => shard.delete(key),
+            for run in group.chunk_by(|a, b| {
+                a.3.is_some() && a.1 == b.1 && a.2.txid == b.2.txid && a.2.group() == b.2.group()
+            }) {
+                let (_, hash, key, _) = &run[0];
+                coins.clear();
+                coins.extend(
+                    run.iter()
+                        .filter_map(|(_, _, k, coin)| coin.map(|c| (k.vout, c))),
+                );
+                if coins.is_empty() {
+                    shard.remove(*hash, key, false);
+                } else {
+                    shard.put(*hash, key, &coins, false);
                 }
             }
+            shard.maintain();
         }
     }
 }
 
+/// One change of a commit: (shard, key hash, key, the new coin or `None` for a delete).
+type Change<'a> = (usize, u64, Key, Option<&'a Coin>);
+
 #[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used)] // Helpers of the tests below, outside `#[test]` functions.
 mod tests {
     use super::*;
+
+    use crate::arena::CHUNK_SIZE;
+    use bitcoin::{Amount, ScriptBuf};
+    use proptest::prelude::*;
+    use std::collections::HashMap as Model;
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % n as u64).unwrap()
+        }
+    }
+
+    /// A mainnet-like coin: P2WPKH, P2TR, P2PKH or P2SH.
+    fn synth_coin(rng: &mut Rng) -> Coin {
+        let payload = rng.next().to_le_bytes().repeat(4);
+        let script = match rng.below(4) {
+            0 => [&[0x00, 0x14][..], &payload[..20]].concat(),
+            1 => [&[0x51, 0x20][..], &payload[..]].concat(),
+            2 => [&[0x76, 0xa9, 0x14][..], &payload[..20], &[0x88, 0xac]].concat(),
+            _ => [&[0xa9, 0x14][..], &payload[..20], &[0x87]].concat(),
+        };
+        Coin {
+            amount: Amount::from_sat(rng.next() % 100_000_000),
+            height: u32::try_from(rng.below(900_000)).unwrap(),
+            is_coinbase: false,
+            script_pubkey: ScriptBuf::from_bytes(script),
+        }
+    }
+
+    fn synth_txid(rng: &mut Rng) -> Txid {
+        let mut t = [0u8; 32];
+        for chunk in t.chunks_mut(8) {
+            chunk.copy_from_slice(&rng.next().to_le_bytes());
+        }
+        Txid::from_byte_array(t)
+    }
+
+    /// Insert/remove churn (blocks that create 1–3 output transactions and spend a random half of
+    /// the set) keeps the record arena within a small factor of its live bytes, and an emptied set
+    /// gives every chunk back but the heads.
+    #[test]
+    fn churn_keeps_the_arena_within_twice_its_live_bytes() {
+        let shards = 2;
+        let set = UtxoSet::with_options(SetOptions {
+            shards,
+            track_muhash: false,
+            ..SetOptions::default()
+        });
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut live: Vec<OutPoint> = Vec::new();
+        for cycle in 0..40 {
+            let mut created = Vec::new();
+            for _ in 0..2_000 {
+                let txid = synth_txid(&mut rng);
+                let outputs = 1 + rng.below(3);
+                let height = u32::try_from(cycle).unwrap();
+                for vout in 0..outputs {
+                    let op = OutPoint::new(txid, u32::try_from(vout).unwrap());
+                    created.push((
+                        op,
+                        Coin {
+                            height,
+                            ..synth_coin(&mut rng)
+                        },
+                    ));
+                    live.push(op);
+                }
+            }
+            set.commit(
+                &ChangeSet {
+                    created,
+                    spent: Vec::new(),
+                },
+                None,
+            );
+            let mut spent = Vec::new();
+            for _ in 0..live.len() / 2 {
+                let op = live.swap_remove(rng.below(live.len()));
+                spent.push((op, set.get(&op).unwrap()));
+            }
+            set.commit(
+                &ChangeSet {
+                    created: Vec::new(),
+                    spent,
+                },
+                None,
+            );
+            assert_eq!(set.len(), live.len());
+            let (arena, bytes, _) = set.memory();
+            assert!(
+                arena <= 2 * bytes + shards * 2 * CHUNK_SIZE,
+                "cycle {cycle}: arena {arena} B for {bytes} live B"
+            );
+        }
+        for op in &live {
+            assert!(set.remove(op).is_some());
+        }
+        let (arena, bytes, _) = set.memory();
+        assert_eq!(bytes, 0);
+        assert!(
+            arena <= shards * CHUNK_SIZE,
+            "only the head chunks remain: {arena}"
+        );
+    }
+
+    /// Outpoints drawn from a few txids (two share their first 8 bytes, so their hashes collide)
+    /// and vouts at the output-group edges.
+    fn outpoint() -> impl Strategy<Value = OutPoint> {
+        let vouts = [
+            0u32,
+            1,
+            2,
+            3,
+            62,
+            63,
+            64,
+            65,
+            127,
+            128,
+            1000,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
+        (0..5usize, proptest::sample::select(vouts.to_vec())).prop_map(|(t, vout)| {
+            let mut txid = [0u8; 32];
+            txid[0] = 0xab;
+            // Txids 3 and 4 differ only in their last byte.
+            txid[31] = u8::try_from(t).unwrap();
+            txid[1] = if t >= 3 { 3 } else { u8::try_from(t).unwrap() };
+            OutPoint::new(Txid::from_byte_array(txid), vout)
+        })
+    }
+
+    fn script() -> impl Strategy<Value = ScriptBuf> {
+        let generator = "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798\
+                         483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
+        let g: Vec<u8> = (0..65)
+            .map(|i| u8::from_str_radix(&generator[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..80),
+            any::<[u8; 20]>().prop_map(|h| [&[0x76, 0xa9, 0x14][..], &h, &[0x88, 0xac]].concat()),
+            any::<[u8; 20]>().prop_map(|h| [&[0xa9, 0x14][..], &h, &[0x87]].concat()),
+            any::<[u8; 32]>().prop_map(|k| [&[0x21, 0x02][..], &k, &[0xac]].concat()),
+            Just([&[0x41][..], &g, &[0xac]].concat()),
+            (1usize..3).prop_map(|n| vec![0x51; n * crate::arena::ARENA_RECORD_MAX]),
+        ]
+        .prop_map(ScriptBuf::from_bytes)
+    }
+
+    fn coin() -> impl Strategy<Value = Coin> {
+        (
+            0..=Amount::MAX_MONEY.to_sat(),
+            prop_oneof![0u32..3, 0u32..(1 << 31)],
+            any::<bool>(),
+            script(),
+        )
+            .prop_map(|(sat, height, is_coinbase, script_pubkey)| Coin {
+                amount: Amount::from_sat(sat),
+                height,
+                is_coinbase,
+                script_pubkey,
+            })
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Insert(OutPoint, Coin),
+        Remove(OutPoint),
+        Get(OutPoint),
+        /// A commit: coins created (duplicates in one batch: the last wins, as in a model map)
+        /// and the model's coins at the chosen indices spent.
+        Commit(Vec<(OutPoint, Coin)>, Vec<usize>),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (outpoint(), coin()).prop_map(|(o, c)| Op::Insert(o, c)),
+            2 => outpoint().prop_map(Op::Remove),
+            1 => outpoint().prop_map(Op::Get),
+            2 => (
+                proptest::collection::vec((outpoint(), coin()), 0..6),
+                proptest::collection::vec(any::<usize>(), 0..4)
+            )
+                .prop_map(|(c, s)| Op::Commit(c, s)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Random inserts, removes, lookups and commits agree with a `HashMap` model, coin for coin.
+        #[test]
+        fn set_agrees_with_a_hash_map_model(ops in proptest::collection::vec(op(), 1..60),
+                                            shards in prop_oneof![Just(1usize), Just(4)]) {
+            let set = UtxoSet::with_options(SetOptions {
+                shards,
+                track_muhash: false,
+                ..SetOptions::default()
+            });
+            let mut model: Model<OutPoint, Coin> = Model::new();
+            for op in ops {
+                match op {
+                    Op::Insert(o, c) => {
+                        prop_assert_eq!(set.insert(o, c.clone()), model.insert(o, c));
+                    }
+                    Op::Remove(o) => prop_assert_eq!(set.remove(&o), model.remove(&o)),
+                    Op::Get(o) => {
+                        prop_assert_eq!(set.get(&o), model.get(&o).cloned());
+                        prop_assert_eq!(set.contains(&o), model.contains_key(&o));
+                    }
+                    Op::Commit(created, spend) => {
+                        // Net changes as a block makes them: each outpoint once, a spend of an
+                        // outpoint also created is a replacement.
+                        let mut dedup: Vec<(OutPoint, Coin)> = Vec::new();
+                        for (o, c) in created {
+                            dedup.retain(|(p, _)| *p != o);
+                            dedup.push((o, c));
+                        }
+                        let mut keys: Vec<OutPoint> = model.keys().copied().collect();
+                        keys.sort();
+                        let mut spent = Vec::new();
+                        for i in spend {
+                            if keys.is_empty() {
+                                break;
+                            }
+                            let o = keys.swap_remove(i % keys.len());
+                            spent.push((o, model[&o].clone()));
+                        }
+                        for (o, _) in &spent {
+                            model.remove(o);
+                        }
+                        for (o, c) in &dedup {
+                            model.insert(*o, c.clone());
+                        }
+                        set.commit(&ChangeSet { created: dedup, spent }, None);
+                    }
+                }
+                prop_assert_eq!(set.len(), model.len());
+            }
+            let mut expected: Vec<(OutPoint, Coin)> = model.into_iter().collect();
+            expected.sort_by_key(|(o, _)| (o.txid.to_byte_array(), o.vout));
+            prop_assert_eq!(set.sorted_coins(), expected);
+        }
+    }
 
     #[test]
     fn hasher_depends_on_seed_and_vout() {
@@ -634,7 +840,7 @@ mod tests {
     }
 
     #[test]
-    fn long_scripts_live_in_the_side_map() {
+    fn long_scripts_live_in_the_side_store() {
         let set = UtxoSet::with_options(SetOptions {
             shards: 1,
             ..SetOptions::default()
@@ -643,14 +849,19 @@ mod tests {
             amount: bitcoin::Amount::from_sat(1),
             height: 5,
             is_coinbase: false,
-            script_pubkey: bitcoin::ScriptBuf::from_bytes(vec![0x51; 200]),
+            script_pubkey: bitcoin::ScriptBuf::from_bytes(vec![
+                0x51;
+                crate::arena::ARENA_RECORD_MAX
+            ]),
         };
         let op = OutPoint::null();
         assert_eq!(set.insert(op, coin.clone()), None);
-        assert_eq!(read(&set.shards[0]).side.len(), 1);
+        let (arena, live, _) = set.memory();
+        assert_eq!(arena, live, "one side record, no chunk");
+        assert!(live > crate::arena::ARENA_RECORD_MAX);
         assert_eq!(set.get(&op), Some(coin.clone()));
         assert_eq!(set.remove(&op), Some(coin));
-        assert_eq!(read(&set.shards[0]).side.len(), 0);
+        assert_eq!(set.memory().1, 0);
         assert!(set.is_empty());
         assert_eq!(set.stats(), UtxoStats::new(true));
     }
@@ -684,9 +895,12 @@ mod loom_models {
             }));
             let a = OutPoint::null();
             let a = OutPoint { vout: 0, ..a };
-            // Pick b in the other shard than a.
+            // Pick b in the other shard than a (another output group: vout / 64 differs).
             let b = (1..64)
-                .map(|vout| OutPoint { vout, ..a })
+                .map(|group| OutPoint {
+                    vout: group * 64,
+                    ..a
+                })
                 .find(|b| set.shard_of(&Key::of(b)) != set.shard_of(&Key::of(&a)))
                 .expect("some vout lands in the other shard");
             set.insert(a, coin(5));

@@ -1,0 +1,602 @@
+//! One shard of the UTXO set: per-transaction records in a chunked [`Arena`], found through a hash
+//! table of 4-byte handles (`hashbrown::HashTable<u32>`; the hash is recomputed from the record when
+//! the table grows).
+//!
+//! A record holds the unspent outputs `64 * group ..= 64 * group + 63` of one transaction (almost
+//! always group 0), so the outputs of a transaction share one copy of its txid and height:
+//!
+//! ```text
+//! txid [32]
+//! flags u8        bits 0..=5: live outputs - 1; bit 6: a group follows; bit 7: per-output codes
+//! group VARINT    only with bit 6 (group = vout / 64, not 0)
+//! code VARINT     height * 2 + coinbase, only without bit 7
+//! outputs, ascending by vout:
+//!   vout % 64 u8
+//!   code VARINT   only with bit 7
+//!   amount        VARINT(CompressAmount(value)), as in Core's chainstate
+//!   script        Core's ScriptCompression
+//! ```
+//!
+//! Outputs of one txid with different heights or coinbase flags (BIP30's duplicate coinbases, or
+//! [`crate::UtxoSet::insert`] used freely) switch the record to per-output codes: nothing is lost.
+//! Spending an output cuts it out of the record in place; spending the last frees the record.
+
+use bitcoin::Amount;
+use hashbrown::HashTable;
+
+use crate::arena::{Arena, Handle};
+use crate::coin::Coin;
+use crate::compress::{
+    compress_amount, decompress_amount, read_compressed_script, write_compressed_script,
+    write_varint,
+};
+
+/// Outputs per record (vouts `64 * group ..= 64 * group + 63`).
+pub(crate) const GROUP_OUTPUTS: u32 = 1 << GROUP_SHIFT;
+const GROUP_SHIFT: u32 = 6;
+const FLAG_GROUP: u8 = 0x40;
+const FLAG_CODES: u8 = 0x80;
+const COUNT_MASK: u8 = 0x3f;
+const TXID_LEN: usize = 32;
+
+/// A coin's outpoint as the set keys it: the raw txid and the vout.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Key {
+    pub(crate) txid: [u8; 32],
+    pub(crate) vout: u32,
+}
+
+impl Key {
+    /// The record group of this outpoint.
+    pub(crate) fn group(&self) -> u32 {
+        self.vout >> GROUP_SHIFT
+    }
+
+    /// The position inside the group.
+    #[allow(clippy::cast_possible_truncation)] // Masked to 6 bits.
+    fn low(&self) -> u8 {
+        (self.vout & (GROUP_OUTPUTS - 1)) as u8
+    }
+}
+
+/// Folded 64×64→128-bit multiply: a fast, well-mixing step (as in ahash's fallback).
+#[allow(clippy::cast_possible_truncation)] // Taking the low and high halves on purpose.
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// The hash of a record key (txid and group), keyed by `seed`. Bits 32.. pick the shard; the table
+/// uses the low bits and the top 7.
+pub(crate) fn key_hash(seed: u64, txid: &[u8; 32], group: u32) -> u64 {
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&txid[..8]);
+    let word = u64::from_le_bytes(prefix) ^ u64::from(group).rotate_left(29);
+    fold_mul(
+        fold_mul(seed ^ word, 0x5851_f42d_4c95_7f2d),
+        0x9e37_79b9_7f4a_7c15,
+    )
+}
+
+/// Reads a Core `VARINT` at `*pos` of a record this module wrote.
+fn varint(b: &[u8], pos: &mut usize) -> u64 {
+    let mut n: u64 = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        n = (n << 7) | u64::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            return n;
+        }
+        n = n.wrapping_add(1);
+    }
+}
+
+/// A 32-bit field (codes, groups) read as a `VARINT`; this module writes them from `u32`s.
+fn varint32(b: &[u8], pos: &mut usize) -> u32 {
+    u32::try_from(varint(b, pos)).unwrap_or(u32::MAX)
+}
+
+/// Position after the compressed script starting at `pos`.
+fn script_end(b: &[u8], mut pos: usize) -> usize {
+    let size = varint(b, &mut pos);
+    let len = match size {
+        0 | 1 => 20,
+        2..=5 => 32,
+        raw => usize::try_from(raw - 6).unwrap_or(usize::MAX),
+    };
+    pos.saturating_add(len)
+}
+
+/// A record's fixed part.
+struct Head {
+    count: usize,
+    per_output_codes: bool,
+    group: u32,
+    /// The shared code (without per-output codes).
+    code: u32,
+    /// Offset of the first output.
+    outputs: usize,
+}
+
+fn head(b: &[u8]) -> Head {
+    let flags = b[TXID_LEN];
+    let mut pos = TXID_LEN + 1;
+    let group = if flags & FLAG_GROUP != 0 {
+        varint32(b, &mut pos)
+    } else {
+        0
+    };
+    let per_output_codes = flags & FLAG_CODES != 0;
+    let code = if per_output_codes {
+        0
+    } else {
+        varint32(b, &mut pos)
+    };
+    Head {
+        count: usize::from(flags & COUNT_MASK) + 1,
+        per_output_codes,
+        group,
+        code,
+        outputs: pos,
+    }
+}
+
+/// One output of a record.
+#[derive(Clone, Copy)]
+struct Out {
+    low: u8,
+    code: u32,
+    /// Offset of its first byte (the vout byte).
+    start: usize,
+    /// Offset of its amount.
+    value: usize,
+    /// Offset after its script.
+    end: usize,
+}
+
+/// The outputs of a record, in order.
+fn outputs<'a>(b: &'a [u8], head: &Head) -> impl Iterator<Item = Out> + 'a {
+    let mut pos = head.outputs;
+    let per_output_codes = head.per_output_codes;
+    let shared = head.code;
+    (0..head.count).map(move |_| {
+        let start = pos;
+        let low = b[pos];
+        pos += 1;
+        let code = if per_output_codes {
+            varint32(b, &mut pos)
+        } else {
+            shared
+        };
+        let value = pos;
+        varint(b, &mut pos);
+        pos = script_end(b, pos);
+        Out {
+            low,
+            code,
+            start,
+            value,
+            end: pos,
+        }
+    })
+}
+
+/// Length of the record's encoding (its allocation may be longer).
+fn live_len(b: &[u8]) -> usize {
+    let h = head(b);
+    outputs(b, &h).last().map_or(h.outputs, |o| o.end)
+}
+
+fn txid_of(b: &[u8]) -> &[u8; 32] {
+    b[..TXID_LEN].try_into().unwrap_or(&[0; 32])
+}
+
+/// The hash of the record's key.
+fn record_hash(seed: u64, b: &[u8]) -> u64 {
+    key_hash(seed, txid_of(b), head(b).group)
+}
+
+/// Whether record `b` holds `txid`'s outputs of `group`.
+fn matches(b: &[u8], txid: &[u8; 32], group: u32) -> bool {
+    if b[..TXID_LEN] != txid[..] {
+        return false;
+    }
+    let flags = b[TXID_LEN];
+    if flags & FLAG_GROUP == 0 {
+        group == 0
+    } else {
+        varint32(b, &mut (TXID_LEN + 1)) == group
+    }
+}
+
+/// The coin of output `out` of record `b`.
+fn decode(b: &[u8], out: &Out) -> Option<Coin> {
+    let mut pos = out.value;
+    let sat = decompress_amount(varint(b, &mut pos));
+    let script_pubkey = read_compressed_script(&mut &b[pos..out.end]).ok()?;
+    Some(Coin {
+        amount: Amount::from_sat(sat),
+        height: out.code >> 1,
+        is_coinbase: out.code & 1 == 1,
+        script_pubkey,
+    })
+}
+
+/// Where an output of a record being rebuilt comes from.
+#[derive(Clone, Copy)]
+struct Part {
+    low: u8,
+    code: u32,
+    /// Its amount and script bytes: in the old record (`old`) or in the new-coin buffer.
+    old: bool,
+    start: usize,
+    end: usize,
+}
+
+/// One shard: records, their index, and reusable buffers for writers.
+pub(crate) struct Shard {
+    table: HashTable<Handle>,
+    arena: Arena,
+    coins: usize,
+    seed: u64,
+    /// Writers' scratch space (a record being built, encoded new coins, parts, handles).
+    record: Vec<u8>,
+    fresh: Vec<u8>,
+    parts: Vec<Part>,
+    handles: Vec<(Handle, u64)>,
+    chunk_records: Vec<Handle>,
+}
+
+impl Shard {
+    /// An empty shard whose keys hash with `seed`.
+    pub(crate) fn new(seed: u64) -> Shard {
+        Shard {
+            table: HashTable::new(),
+            arena: Arena::default(),
+            coins: 0,
+            seed,
+            record: Vec::new(),
+            fresh: Vec::new(),
+            parts: Vec::new(),
+            handles: Vec::new(),
+            chunk_records: Vec::new(),
+        }
+    }
+
+    /// Number of coins.
+    pub(crate) fn len(&self) -> usize {
+        self.coins
+    }
+
+    /// The handle of the record holding `key` (whose hash is `hash`).
+    fn find(&self, hash: u64, key: &Key) -> Option<Handle> {
+        let group = key.group();
+        self.table
+            .find(hash, |&h| matches(self.arena.get(h), &key.txid, group))
+            .copied()
+    }
+
+    /// The output `key` of the record `b`, with the record's head.
+    fn locate(b: &[u8], key: &Key) -> Option<Out> {
+        let h = head(b);
+        let low = key.low();
+        outputs(b, &h)
+            .take_while(|o| o.low <= low)
+            .find(|o| o.low == low)
+    }
+
+    /// The coin at `key`.
+    pub(crate) fn get(&self, hash: u64, key: &Key) -> Option<Coin> {
+        let b = self.arena.get(self.find(hash, key)?);
+        decode(b, &Self::locate(b, key)?)
+    }
+
+    /// Whether `key` is unspent.
+    pub(crate) fn contains(&self, hash: u64, key: &Key) -> bool {
+        self.find(hash, key)
+            .is_some_and(|h| Self::locate(self.arena.get(h), key).is_some())
+    }
+
+    /// Calls `f` with every coin.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(Key, Coin)) {
+        for &handle in self.table.iter() {
+            let b = self.arena.get(handle);
+            let h = head(b);
+            let txid = *txid_of(b);
+            for out in outputs(b, &h) {
+                if let Some(coin) = decode(b, &out) {
+                    let vout = (h.group << GROUP_SHIFT) | u32::from(out.low);
+                    f(Key { txid, vout }, coin);
+                }
+            }
+        }
+    }
+
+    /// Writes `coins` (all of one txid and group, as `key`, ascending by vout) into the record of
+    /// their group, replacing coins at the same outpoints. Returns the coin replaced at the first
+    /// outpoint when `want_old`.
+    pub(crate) fn put(
+        &mut self,
+        hash: u64,
+        key: &Key,
+        coins: &[(u32, &Coin)],
+        want_old: bool,
+    ) -> Option<Coin> {
+        let group = key.group();
+        // New coins' amount and script bytes.
+        self.fresh.clear();
+        self.parts.clear();
+        let mut new_parts = 0;
+        for &(vout, coin) in coins {
+            let low = Key { vout, ..*key }.low();
+            let start = self.fresh.len();
+            write_varint(compress_amount(coin.amount.to_sat()), &mut self.fresh);
+            write_compressed_script(&coin.script_pubkey, &mut self.fresh);
+            let part = Part {
+                low,
+                code: coin.code(),
+                old: false,
+                start,
+                end: self.fresh.len(),
+            };
+            // Sorted input; a repeated vout keeps the last coin.
+            match self.parts.last_mut() {
+                Some(last) if last.low == low => *last = part,
+                Some(last) if last.low > low => {
+                    let at = self.parts.partition_point(|p| p.low < low);
+                    if self.parts[at].low == low {
+                        self.parts[at] = part;
+                    } else {
+                        self.parts.insert(at, part);
+                        new_parts += 1;
+                    }
+                }
+                _ => {
+                    self.parts.push(part);
+                    new_parts += 1;
+                }
+            }
+        }
+        let existing = self.find(hash, key);
+        let mut old_coin = None;
+        let mut old_live = 0;
+        let mut added = new_parts;
+        if let Some(handle) = existing {
+            // Merge the record's outputs under the new ones.
+            let b = self.arena.get(handle);
+            let h = head(b);
+            let first_low = key.low();
+            let mut merged = Vec::with_capacity(h.count + self.parts.len());
+            let mut news = self.parts.iter().copied().peekable();
+            for out in outputs(b, &h) {
+                while let Some(n) = news.next_if(|n| n.low < out.low) {
+                    merged.push(n);
+                }
+                if news.peek().is_some_and(|n| n.low == out.low) {
+                    added -= 1;
+                    if want_old && out.low == first_low {
+                        old_coin = decode(b, &out);
+                    }
+                    continue;
+                }
+                merged.push(Part {
+                    low: out.low,
+                    code: out.code,
+                    old: true,
+                    start: out.value,
+                    end: out.end,
+                });
+            }
+            merged.extend(news);
+            old_live = live_len(b);
+            self.parts = merged;
+        }
+        // Build the record.
+        let b_old: &[u8] = existing.map_or(&[], |h| self.arena.get(h));
+        let record = &mut self.record;
+        record.clear();
+        record.extend_from_slice(&key.txid);
+        let shared = self.parts[0].code;
+        let per_output_codes = self.parts.iter().any(|p| p.code != shared);
+        let count = u8::try_from(self.parts.len() - 1).unwrap_or(COUNT_MASK);
+        let mut flags = count;
+        if group != 0 {
+            flags |= FLAG_GROUP;
+        }
+        if per_output_codes {
+            flags |= FLAG_CODES;
+        }
+        record.push(flags);
+        if group != 0 {
+            write_varint(u64::from(group), record);
+        }
+        if !per_output_codes {
+            write_varint(u64::from(shared), record);
+        }
+        for p in &self.parts {
+            record.push(p.low);
+            if per_output_codes {
+                write_varint(u64::from(p.code), record);
+            }
+            let src = if p.old { b_old } else { &self.fresh[..] };
+            record.extend_from_slice(&src[p.start..p.end]);
+        }
+        match existing {
+            Some(handle) => {
+                let moved = self.arena.replace(handle, old_live, &self.record);
+                if moved != handle
+                    && let Some(slot) = self.table.find_mut(hash, |&h| h == handle)
+                {
+                    *slot = moved;
+                }
+            }
+            None => {
+                let handle = self.arena.alloc(&self.record);
+                let (arena, seed) = (&self.arena, self.seed);
+                self.table
+                    .insert_unique(hash, handle, |&h| record_hash(seed, arena.get(h)));
+            }
+        }
+        self.coins += added;
+        old_coin
+    }
+
+    /// Removes the coin at `key`; `None` when there is none, else the coin when `want_old`.
+    pub(crate) fn remove(&mut self, hash: u64, key: &Key, want_old: bool) -> Option<Option<Coin>> {
+        let handle = self.find(hash, key)?;
+        let b = self.arena.get(handle);
+        let h = head(b);
+        let low = key.low();
+        let mut found = None;
+        let mut live = h.outputs;
+        for out in outputs(b, &h) {
+            if out.low == low {
+                found = Some(out);
+            }
+            live = out.end;
+        }
+        let out = found?;
+        let old = if want_old { decode(b, &out) } else { None };
+        if h.count == 1 {
+            if let Ok(entry) = self.table.find_entry(hash, |&x| x == handle) {
+                entry.remove();
+            }
+            self.arena.free(handle, live);
+        } else {
+            self.arena.cut(handle, out.start, out.end, live);
+            // One output fewer: count - 1 is stored, and count >= 2 here.
+            self.arena.get_mut(handle)[TXID_LEN] -= 1;
+        }
+        self.coins -= 1;
+        Some(old)
+    }
+
+    /// Moves the live records out of chunks the arena queued, releasing them.
+    pub(crate) fn maintain(&mut self) {
+        while let Some(chunk) = self.arena.take_pending() {
+            self.arena.records_in(chunk, &mut self.chunk_records);
+            // Hash every record first: the chunk is released as its last live record leaves.
+            self.handles.clear();
+            for &handle in &self.chunk_records {
+                self.handles
+                    .push((handle, record_hash(self.seed, self.arena.get(handle))));
+            }
+            for &(handle, hash) in &self.handles {
+                let Some(slot) = self.table.find_mut(hash, |&h| h == handle) else {
+                    continue; // A dead record.
+                };
+                let b = self.arena.get(handle);
+                let live = live_len(b);
+                self.record.clear();
+                self.record.extend_from_slice(&b[..live]);
+                self.arena.free(handle, live);
+                *slot = self.arena.alloc(&self.record);
+            }
+        }
+    }
+
+    /// (bytes the arena holds, bytes of live records, bytes of the table's allocation).
+    #[cfg(all(test, not(loom)))]
+    pub(crate) fn memory(&self) -> (usize, usize, usize) {
+        (
+            self.arena.allocated_bytes(),
+            self.arena.live_bytes(),
+            self.table.allocation_size(),
+        )
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use bitcoin::ScriptBuf;
+
+    fn coin(sat: u64, height: u32, script_len: usize) -> Coin {
+        Coin {
+            amount: Amount::from_sat(sat),
+            height,
+            is_coinbase: false,
+            script_pubkey: ScriptBuf::from_bytes(vec![0x51; script_len]),
+        }
+    }
+
+    fn key(txid: u8, vout: u32) -> Key {
+        Key {
+            txid: [txid; 32],
+            vout,
+        }
+    }
+
+    fn put(shard: &mut Shard, k: Key, c: &Coin) -> Option<Coin> {
+        let hash = key_hash(shard.seed, &k.txid, k.group());
+        shard.put(hash, &k, &[(k.vout, c)], true)
+    }
+
+    fn get(shard: &Shard, k: Key) -> Option<Coin> {
+        shard.get(key_hash(shard.seed, &k.txid, k.group()), &k)
+    }
+
+    fn remove(shard: &mut Shard, k: Key) -> Option<Coin> {
+        let hash = key_hash(shard.seed, &k.txid, k.group());
+        shard.remove(hash, &k, true).flatten()
+    }
+
+    #[test]
+    fn outputs_of_a_tx_share_one_record_and_codes_split_when_they_differ() {
+        let mut shard = Shard::new(7);
+        let a = coin(1_000, 10, 22);
+        let b = coin(2_000, 10, 34);
+        put(&mut shard, key(1, 0), &a);
+        put(&mut shard, key(1, 2), &b);
+        assert_eq!(shard.table.len(), 1);
+        let b_other_height = coin(2_000, 11, 34);
+        assert_eq!(put(&mut shard, key(1, 2), &b_other_height), Some(b));
+        put(&mut shard, key(1, 1), &a);
+        assert_eq!(shard.table.len(), 1);
+        assert_eq!(shard.len(), 3);
+        assert_eq!(get(&shard, key(1, 2)), Some(b_other_height.clone()));
+        assert_eq!(get(&shard, key(1, 0)), Some(a.clone()));
+        assert_eq!(get(&shard, key(1, 3)), None);
+        // A group of its own for vout 64.
+        put(&mut shard, key(1, 64), &a);
+        assert_eq!(shard.table.len(), 2);
+        assert_eq!(get(&shard, key(1, 64)), Some(a.clone()));
+        assert_eq!(remove(&mut shard, key(1, 1)), Some(a.clone()));
+        assert_eq!(remove(&mut shard, key(1, 1)), None);
+        assert_eq!(remove(&mut shard, key(1, 0)), Some(a.clone()));
+        assert_eq!(remove(&mut shard, key(1, 2)), Some(b_other_height));
+        assert_eq!(shard.table.len(), 1);
+        assert_eq!(remove(&mut shard, key(1, 64)), Some(a));
+        assert_eq!(shard.table.len(), 0);
+        assert_eq!(shard.len(), 0);
+    }
+
+    #[test]
+    fn a_group_holds_64_outputs_at_the_limit() {
+        let mut shard = Shard::new(1);
+        let c = coin(5, 1, 3);
+        let all: Vec<(u32, &Coin)> = (0..GROUP_OUTPUTS).map(|v| (v, &c)).collect();
+        let k = key(9, 0);
+        shard.put(key_hash(1, &k.txid, 0), &k, &all, false);
+        assert_eq!(shard.len(), 64);
+        assert_eq!(shard.table.len(), 1);
+        // One past the group is the next group's record.
+        put(&mut shard, key(9, GROUP_OUTPUTS), &c);
+        assert_eq!(shard.table.len(), 2);
+        for v in 0..=GROUP_OUTPUTS {
+            assert_eq!(get(&shard, key(9, v)), Some(c.clone()), "vout {v}");
+        }
+    }
+
+    #[test]
+    fn long_scripts_live_in_the_side_store() {
+        let mut shard = Shard::new(3);
+        let long = coin(1, 5, 5_000);
+        put(&mut shard, key(2, 0), &long);
+        put(&mut shard, key(2, 1), &coin(1, 5, 3));
+        assert_eq!(get(&shard, key(2, 0)), Some(long.clone()));
+        assert_eq!(remove(&mut shard, key(2, 0)), Some(long));
+        assert_eq!(get(&shard, key(2, 1)), Some(coin(1, 5, 3)));
+    }
+}
