@@ -241,7 +241,8 @@ fn bench_batch(c: &mut Criterion) {
 
 /// The n state signatures of one version verified with `ledger::verify_state_signatures_parallel`
 /// on 1 and 2 threads (one scoped spawn per state, no amortisation over several states) and with a
-/// `ledger::StateVerifier` pool of 2 threads (started once), for 8 and 16 participants. Wall time.
+/// `ledger::StateVerifier` pool of 2 threads (started once; one state per call, and 8 states per
+/// `verify_batch` call), for 8 and 16 participants. Wall time.
 fn bench_state_verification(c: &mut Criterion) {
     const STATES: usize = 64;
     let mut g = c.benchmark_group("channel_verify_state");
@@ -272,6 +273,33 @@ fn bench_state_verification(c: &mut Criterion) {
                 v += 1;
             });
         });
+        // Several states per call (e.g. a node checking a batch of channel updates): one wake-up
+        // for all of them. Elements are still signatures.
+        const BATCH: usize = 8;
+        g.throughput(Throughput::Elements((n * BATCH) as u64));
+        let mut v = 0usize;
+        g.bench_function(
+            BenchmarkId::new(format!("{n}_signatures"), format!("pool=2,batch={BATCH}")),
+            |b| {
+                b.iter(|| {
+                    let batch: Vec<ledger::StateSignatures<'_>> = (0..BATCH)
+                        .map(|k| {
+                            let s = (v + k) % STATES;
+                            ledger::StateSignatures {
+                                channel_id: &id,
+                                version: s as u64,
+                                root: &states[s].0,
+                                keys: &keys,
+                                sigs: &states[s].1,
+                            }
+                        })
+                        .collect();
+                    pool.verify_batch(&batch).unwrap();
+                    v += BATCH;
+                });
+            },
+        );
+        g.throughput(Throughput::Elements(n as u64));
         for threads in [1usize, 2] {
             let mut v = 0usize;
             g.bench_function(

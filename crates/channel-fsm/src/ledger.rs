@@ -10,8 +10,8 @@
 //! to check against the co-signed root ([`BalanceProof::verify`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
@@ -290,53 +290,154 @@ pub fn verify_state_signatures_parallel(
     })
 }
 
-/// Signatures per chunk of a [`StateVerifier`] call: threads claim chunks one at a time, so a
+/// Signatures per claim of a [`StateVerifier`] call: threads claim signatures one at a time, so a
 /// thread that is not scheduled (a busy machine) leaves its share to the others instead of making
-/// the call wait for it.
+/// the call wait for it (a claim is one atomic increment, ~1/1000 of a verification).
 pub const VERIFY_CHUNK: usize = 1;
 
-/// One call's work, shared with the pool (which may still hold it after the call returned).
-struct VerifyJob {
-    digest: [u8; 32],
-    keys: Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
-    sigs: Vec<[u8; 64]>,
-    /// Next chunk to claim.
-    next: AtomicUsize,
-    /// Chunks finished.
-    done: AtomicUsize,
-    /// Lowest index of a bad signature (`usize::MAX`: none so far).
-    bad: AtomicUsize,
+/// How long a pool thread polls for the next call before it sleeps: a sleeping thread takes tens
+/// of microseconds to wake (a futex wake and a reschedule), a large part of a state's work, while
+/// back-to-back calls arrive within a few microseconds.
+pub const VERIFY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// One signature to verify: its state (index into [`Job::digests`]), key and signature.
+#[derive(Clone)]
+struct Item {
+    state: usize,
+    key: <DefaultBackend as SigBackend>::XOnlyPublic,
+    sig: [u8; 64],
 }
 
-impl VerifyJob {
-    fn chunks(&self) -> usize {
-        self.keys.len().div_ceil(VERIFY_CHUNK)
-    }
+/// The signatures of the current call. Rewritten (under the write lock) at the start of each
+/// call; its buffers keep their capacity, so steady-state calls allocate nothing.
+#[derive(Default)]
+struct Job {
+    digests: Vec<[u8; 32]>,
+    items: Vec<Item>,
+}
 
-    /// Claims and verifies chunks until none is left.
+/// What the caller and the pool's threads share.
+struct Shared {
+    job: RwLock<Job>,
+    /// Bumped once per call (and at shutdown): a thread whose last seen epoch differs has work.
+    epoch: AtomicU64,
+    /// Next item to claim, items in the call, items finished, lowest bad item (`usize::MAX`: none).
+    next: AtomicUsize,
+    len: AtomicUsize,
+    done: AtomicUsize,
+    bad: AtomicUsize,
+    stop: AtomicBool,
+    /// Threads asleep on `wake` (the caller notifies only when some are).
+    sleepers: AtomicUsize,
+    sleep: Mutex<()>,
+    wake: Condvar,
+}
+
+impl Shared {
+    /// Claims and verifies items until none is left (holding the read lock meanwhile, so the next
+    /// call can't rewrite the job under it).
     fn work(&self) {
-        let n = self.keys.len();
+        let job = match self.job.read() {
+            Ok(j) => j,
+            Err(poisoned) => poisoned.into_inner(),
+        };
         loop {
-            let c = self.next.fetch_add(1, Ordering::AcqRel);
-            if c >= self.chunks() {
+            let i = self.next.fetch_add(VERIFY_CHUNK, Ordering::AcqRel);
+            let len = self.len.load(Ordering::Acquire);
+            if i >= len {
                 return;
             }
-            let range = c * VERIFY_CHUNK..((c + 1) * VERIFY_CHUNK).min(n);
-            if let Err(i) = verify_range(&self.digest, &self.keys, &self.sigs, range) {
+            let ok = match (
+                job.items.get(i),
+                job.items.get(i).and_then(|it| job.digests.get(it.state)),
+            ) {
+                (Some(it), Some(digest)) => {
+                    DefaultBackend::schnorr_verify(&it.key, digest, &it.sig).is_ok()
+                }
+                _ => false,
+            };
+            if !ok {
                 self.bad.fetch_min(i, Ordering::AcqRel);
             }
-            self.done.fetch_add(1, Ordering::Release);
+            self.done.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A pool thread: waits for each new epoch (spinning for [`VERIFY_SPIN`], then asleep), works.
+    fn run(&self) {
+        // Epoch 0 is the pool's creation: anything published since is new, even before this
+        // thread first ran.
+        let mut seen = 0;
+        loop {
+            let start = std::time::Instant::now();
+            let mut now = self.epoch.load(Ordering::Acquire);
+            while now == seen && start.elapsed() < VERIFY_SPIN {
+                std::hint::spin_loop();
+                now = self.epoch.load(Ordering::Acquire);
+            }
+            if now == seen {
+                let mut guard = match self.sleep.lock() {
+                    Ok(g) => g,
+                    Err(poisoned) => poisoned.into_inner(),
+                };
+                self.sleepers.fetch_add(1, Ordering::SeqCst);
+                while self.epoch.load(Ordering::SeqCst) == seen && !self.stop.load(Ordering::SeqCst)
+                {
+                    guard = match self.wake.wait(guard) {
+                        Ok(g) => g,
+                        Err(poisoned) => poisoned.into_inner(),
+                    };
+                }
+                self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                drop(guard);
+                now = self.epoch.load(Ordering::Acquire);
+            }
+            seen = now;
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            self.work();
+        }
+    }
+
+    /// Starts a new epoch and wakes the sleeping threads, if any (one notification per call).
+    fn publish(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.sleep.lock();
+            self.wake.notify_all();
         }
     }
 }
 
+/// The signatures of one state for [`StateVerifier::verify_batch`]: (channel id, version, root) and
+/// every participant's key and signature in participant order.
+#[derive(Debug, Clone, Copy)]
+pub struct StateSignatures<'a> {
+    /// The channel.
+    pub channel_id: &'a ChannelId,
+    /// The version.
+    pub version: u64,
+    /// Its state root.
+    pub root: &'a [u8; 32],
+    /// The participants' state keys.
+    pub keys: &'a [<DefaultBackend as SigBackend>::XOnlyPublic],
+    /// Their signatures (one per key).
+    pub sigs: &'a [[u8; 64]],
+}
+
 /// A pool of verification threads started once, for callers that verify many states. A call
-/// offers its signatures to the pool in chunks of [`VERIFY_CHUNK`] that every thread (the caller's
-/// included) claims one at a time, so the split pays from [`PARALLEL_VERIFY_MIN`] signatures on
-/// when a core is free, and costs little when none is (the caller then verifies nearly all
-/// itself). Dropping the pool stops and joins its threads.
+/// copies its signatures into the pool's reused buffers (no allocation once warm), starts one
+/// epoch that wakes the pool's threads (only those asleep get a notification), and verifies
+/// alongside them: every thread, the caller's included, claims one signature at a time, so the
+/// split pays from [`PARALLEL_VERIFY_MIN`] signatures on when a core is free and costs little when
+/// none is (the caller then verifies nearly all itself). [`StateVerifier::verify_batch`] puts the
+/// signatures of many states into one call. Calls from several threads are serialized. Dropping
+/// the pool stops and joins its threads.
 pub struct StateVerifier {
-    jobs: Vec<mpsc::Sender<Arc<VerifyJob>>>,
+    shared: Arc<Shared>,
+    /// Serializes calls (each call owns the shared progress counters).
+    calls: Mutex<()>,
     handles: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -356,26 +457,37 @@ impl StateVerifier {
     /// The OS error if a thread can't be started.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let workers = threads.clamp(1, VERIFY_THREADS_MAX) - 1;
-        let mut jobs = Vec::with_capacity(workers);
-        let mut handles = Vec::with_capacity(workers);
+        let shared = Arc::new(Shared {
+            job: RwLock::new(Job::default()),
+            epoch: AtomicU64::new(0),
+            next: AtomicUsize::new(0),
+            len: AtomicUsize::new(0),
+            done: AtomicUsize::new(0),
+            bad: AtomicUsize::new(usize::MAX),
+            stop: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            sleep: Mutex::new(()),
+            wake: Condvar::new(),
+        });
+        let mut pool = Self {
+            shared,
+            calls: Mutex::new(()),
+            handles: Vec::with_capacity(workers),
+        };
         for k in 0..workers {
-            let (tx, rx) = mpsc::channel::<Arc<VerifyJob>>();
+            let shared = Arc::clone(&pool.shared);
+            // On error, dropping `pool` stops the threads already started.
             let handle = std::thread::Builder::new()
                 .name(format!("state-verify-{k}"))
-                .spawn(move || {
-                    while let Some(job) = recv_spinning(&rx) {
-                        job.work();
-                    }
-                })?;
-            jobs.push(tx);
-            handles.push(handle);
+                .spawn(move || shared.run())?;
+            pool.handles.push(handle);
         }
-        Ok(Self { jobs, handles })
+        Ok(pool)
     }
 
     /// Threads used per call (the caller's included).
     pub fn threads(&self) -> usize {
-        self.jobs.len() + 1
+        self.handles.len() + 1
     }
 
     /// As [`verify_state_signatures_parallel`], on the pool's threads.
@@ -394,66 +506,99 @@ impl StateVerifier {
         if sigs.len() != n {
             return Err(n.min(sigs.len()));
         }
-        let digest = state_digest(channel_id, version, root);
-        if self.jobs.is_empty() || n < PARALLEL_VERIFY_MIN {
+        if self.handles.is_empty() || n < PARALLEL_VERIFY_MIN {
+            let digest = state_digest(channel_id, version, root);
             return verify_range(&digest, keys, sigs, 0..n);
         }
-        let job = Arc::new(VerifyJob {
-            digest,
-            keys: keys.to_vec(),
-            sigs: sigs.to_vec(),
-            next: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
-            bad: AtomicUsize::new(usize::MAX),
-        });
-        for worker in &self.jobs {
-            // A worker that is gone (never expected) simply claims nothing.
-            let _ = worker.send(Arc::clone(&job));
+        let state = StateSignatures {
+            channel_id,
+            version,
+            root,
+            keys,
+            sigs,
+        };
+        self.verify_batch(std::slice::from_ref(&state))
+            .map_err(|(_, i)| i)
+    }
+
+    /// Verifies the signatures of several states (each as [`verify_state_signatures`] over its
+    /// whole range) in one call: one wake-up of the pool for all of them, every thread claiming
+    /// signatures across state boundaries.
+    ///
+    /// # Errors
+    /// `(state, signature)` of the first bad or missing signature in batch order.
+    pub fn verify_batch(&self, states: &[StateSignatures<'_>]) -> Result<(), (usize, usize)> {
+        let _call = match self.calls.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let shared = &*self.shared;
+        // A length mismatch fails before any work; items before it still count as earlier.
+        let mismatch = states
+            .iter()
+            .position(|s| s.sigs.len() != s.keys.len())
+            .map(|s| (s, states[s].keys.len().min(states[s].sigs.len())));
+        let upto = mismatch.map_or(states.len(), |(s, _)| s);
+        let total: usize = states[..upto].iter().map(|s| s.keys.len()).sum();
+        {
+            let mut job = match shared.job.write() {
+                Ok(j) => j,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            job.digests.clear();
+            job.items.clear();
+            for (k, s) in states[..upto].iter().enumerate() {
+                job.digests
+                    .push(state_digest(s.channel_id, s.version, s.root));
+                job.items
+                    .extend(s.keys.iter().zip(s.sigs).map(|(key, sig)| Item {
+                        state: k,
+                        key: *key,
+                        sig: *sig,
+                    }));
+            }
+            shared.next.store(0, Ordering::Release);
+            shared.done.store(0, Ordering::Release);
+            shared.bad.store(usize::MAX, Ordering::Release);
+            shared.len.store(total, Ordering::Release);
         }
-        job.work();
-        // Every chunk is claimed; wait for those other threads are finishing (at most one each).
-        let chunks = job.chunks();
+        if !self.handles.is_empty() && total >= PARALLEL_VERIFY_MIN {
+            shared.publish();
+        }
+        shared.work();
+        // Every item is claimed; wait for those the other threads are finishing (one each).
         let start = std::time::Instant::now();
-        while job.done.load(Ordering::Acquire) < chunks {
+        while shared.done.load(Ordering::Acquire) < total {
             if start.elapsed() < VERIFY_SPIN {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
-        match job.bad.load(Ordering::Acquire) {
-            usize::MAX => Ok(()),
-            i => Err(i),
+        let bad = shared.bad.load(Ordering::Acquire);
+        if bad != usize::MAX {
+            // Map the item back to (state, index within the state).
+            let mut rest = bad;
+            for (k, s) in states[..upto].iter().enumerate() {
+                if rest < s.keys.len() {
+                    return Err((k, rest));
+                }
+                rest -= s.keys.len();
+            }
+        }
+        match mismatch {
+            Some(m) => Err(m),
+            None => Ok(()),
         }
     }
 }
 
 impl Drop for StateVerifier {
     fn drop(&mut self) {
-        self.jobs.clear(); // closes the channels: each worker's recv fails and it returns
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.publish();
         for h in self.handles.drain(..) {
             let _ = h.join();
-        }
-    }
-}
-
-/// How long a pool thread polls for its next message before it blocks: a blocked thread takes
-/// tens of microseconds to wake (a futex wake and a reschedule), which is a large part of a chunk
-/// of 4–8 signatures, while back-to-back calls arrive within a few microseconds.
-pub const VERIFY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
-
-/// Receives from `rx`, polling for up to [`VERIFY_SPIN`] before blocking; `None` once the channel
-/// is closed.
-fn recv_spinning<T>(rx: &mpsc::Receiver<T>) -> Option<T> {
-    let start = std::time::Instant::now();
-    loop {
-        match rx.try_recv() {
-            Ok(v) => return Some(v),
-            Err(mpsc::TryRecvError::Disconnected) => return None,
-            Err(mpsc::TryRecvError::Empty) if start.elapsed() < VERIFY_SPIN => {
-                std::hint::spin_loop();
-            }
-            Err(mpsc::TryRecvError::Empty) => return rx.recv().ok(),
         }
     }
 }
@@ -1247,6 +1392,76 @@ mod tests {
                 Err(n - 1)
             );
         }
+    }
+
+    #[test]
+    fn batches_of_states_report_the_first_bad_signature() {
+        use crate::signer::{InMemorySigner, Signer};
+        let signers: Vec<InMemorySigner> = (0..5u8)
+            .map(|i| InMemorySigner::from_seed([i + 40; 32]))
+            .collect();
+        let keys: Vec<_> = signers
+            .iter()
+            .map(|s| {
+                DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()).expect("key")
+            })
+            .collect();
+        let ids = [[1u8; 32], [2u8; 32], [3u8; 32]];
+        let root = [7u8; 32];
+        let mut sigs: Vec<Vec<[u8; 64]>> = ids
+            .iter()
+            .enumerate()
+            .map(|(k, id)| {
+                let d = state_digest(id, k as u64, &root);
+                signers.iter().map(|s| s.sign_state(&d)).collect()
+            })
+            .collect();
+        for threads in [1, 2, 3] {
+            let pool = StateVerifier::new(threads).expect("threads");
+            fn batch<'a>(
+                ids: &'a [[u8; 32]],
+                root: &'a [u8; 32],
+                keys: &'a [<DefaultBackend as SigBackend>::XOnlyPublic],
+                sigs: &'a [Vec<[u8; 64]>],
+            ) -> Vec<StateSignatures<'a>> {
+                ids.iter()
+                    .zip(sigs)
+                    .enumerate()
+                    .map(|(k, (id, s))| StateSignatures {
+                        channel_id: id,
+                        version: k as u64,
+                        root,
+                        keys,
+                        sigs: s,
+                    })
+                    .collect()
+            }
+            assert_eq!(pool.verify_batch(&batch(&ids, &root, &keys, &sigs)), Ok(()));
+            assert_eq!(pool.verify_batch(&[]), Ok(()));
+            // Swapping two states' signatures makes both replays: the first is reported.
+            let mut swapped = sigs.clone();
+            swapped.swap(1, 2);
+            assert_eq!(
+                pool.verify_batch(&batch(&ids, &root, &keys, &swapped)),
+                Err((1, 0))
+            );
+            // A missing signature in state 2 and a bad one in state 1: state 1 comes first.
+            let mut short = sigs.clone();
+            short[2].pop();
+            short[1][3][5] ^= 1;
+            assert_eq!(
+                pool.verify_batch(&batch(&ids, &root, &keys, &short)),
+                Err((1, 3))
+            );
+            short[1][3][5] ^= 1;
+            assert_eq!(
+                pool.verify_batch(&batch(&ids, &root, &keys, &short)),
+                Err((2, 4))
+            );
+            // The pool is reusable after failures.
+            assert_eq!(pool.verify_batch(&batch(&ids, &root, &keys, &sigs)), Ok(()));
+        }
+        sigs.clear();
     }
 
     #[test]
