@@ -25,6 +25,7 @@ mod coin;
 pub mod compress;
 mod connect;
 mod error;
+mod index;
 pub mod muhash;
 mod params;
 mod set;

@@ -1,6 +1,6 @@
-//! One shard of the UTXO set: per-transaction records in a chunked [`Arena`], found through a hash
-//! table of 4-byte handles (`hashbrown::HashTable<u32>`; the hash is recomputed from the record when
-//! the table grows).
+//! One shard of the UTXO set: per-transaction records in a chunked [`Arena`], found through an
+//! [`Index`] of 4-byte handles (6 bytes per slot; hashes are recomputed from the records when it
+//! grows).
 //!
 //! A record holds the unspent outputs `64 * group ..= 64 * group + 63` of one transaction (almost
 //! always group 0), so the outputs of a transaction share one copy of its txid and height:
@@ -21,15 +21,14 @@
 //! [`crate::UtxoSet::insert`] used freely) switch the record to per-output codes: nothing is lost.
 //! Spending an output cuts it out of the record in place; spending the last frees the record.
 
-use bitcoin::Amount;
-use hashbrown::HashTable;
-
 use crate::arena::{Arena, Handle};
 use crate::coin::Coin;
 use crate::compress::{
     compress_amount, decompress_amount, read_compressed_script, write_compressed_script,
     write_varint,
 };
+use crate::index::Index;
+use bitcoin::Amount;
 
 /// Outputs per record (vouts `64 * group ..= 64 * group + 63`).
 pub(crate) const GROUP_OUTPUTS: u32 = 1 << GROUP_SHIFT;
@@ -236,7 +235,7 @@ struct Part {
 
 /// One shard: records, their index, and reusable buffers for writers.
 pub(crate) struct Shard {
-    table: HashTable<Handle>,
+    table: Index,
     arena: Arena,
     coins: usize,
     seed: u64,
@@ -252,7 +251,7 @@ impl Shard {
     /// An empty shard whose keys hash with `seed`.
     pub(crate) fn new(seed: u64) -> Shard {
         Shard {
-            table: HashTable::new(),
+            table: Index::default(),
             arena: Arena::default(),
             coins: 0,
             seed,
@@ -269,12 +268,13 @@ impl Shard {
         self.coins
     }
 
-    /// The handle of the record holding `key` (whose hash is `hash`).
-    fn find(&self, hash: u64, key: &Key) -> Option<Handle> {
+    /// The index slot and handle of the record holding `key` (whose hash is `hash`).
+    fn find(&self, hash: u64, key: &Key) -> Option<(usize, Handle)> {
         let group = key.group();
-        self.table
-            .find(hash, |&h| matches(self.arena.get(h), &key.txid, group))
-            .copied()
+        let slot = self
+            .table
+            .find(hash, |h| matches(self.arena.get(h), &key.txid, group))?;
+        Some((slot, self.table.handle(slot)))
     }
 
     /// The output `key` of the record `b`, with the record's head.
@@ -288,19 +288,19 @@ impl Shard {
 
     /// The coin at `key`.
     pub(crate) fn get(&self, hash: u64, key: &Key) -> Option<Coin> {
-        let b = self.arena.get(self.find(hash, key)?);
+        let b = self.arena.get(self.find(hash, key)?.1);
         decode(b, &Self::locate(b, key)?)
     }
 
     /// Whether `key` is unspent.
     pub(crate) fn contains(&self, hash: u64, key: &Key) -> bool {
         self.find(hash, key)
-            .is_some_and(|h| Self::locate(self.arena.get(h), key).is_some())
+            .is_some_and(|(_, h)| Self::locate(self.arena.get(h), key).is_some())
     }
 
     /// Calls `f` with every coin.
     pub(crate) fn for_each(&self, mut f: impl FnMut(Key, Coin)) {
-        for &handle in self.table.iter() {
+        for handle in self.table.iter() {
             let b = self.arena.get(handle);
             let h = head(b);
             let txid = *txid_of(b);
@@ -362,7 +362,7 @@ impl Shard {
         let mut old_coin = None;
         let mut old_live = 0;
         let mut added = new_parts;
-        if let Some(handle) = existing {
+        if let Some((_, handle)) = existing {
             // Merge the record's outputs under the new ones.
             let b = self.arena.get(handle);
             let h = head(b);
@@ -393,7 +393,7 @@ impl Shard {
             self.parts = merged;
         }
         // Build the record.
-        let b_old: &[u8] = existing.map_or(&[], |h| self.arena.get(h));
+        let b_old: &[u8] = existing.map_or(&[], |(_, h)| self.arena.get(h));
         let record = &mut self.record;
         record.clear();
         record.extend_from_slice(&key.txid);
@@ -423,19 +423,17 @@ impl Shard {
             record.extend_from_slice(&src[p.start..p.end]);
         }
         match existing {
-            Some(handle) => {
+            Some((slot, handle)) => {
                 let moved = self.arena.replace(handle, old_live, &self.record);
-                if moved != handle
-                    && let Some(slot) = self.table.find_mut(hash, |&h| h == handle)
-                {
-                    *slot = moved;
+                if moved != handle {
+                    self.table.set_handle(slot, moved);
                 }
             }
             None => {
                 let handle = self.arena.alloc(&self.record);
                 let (arena, seed) = (&self.arena, self.seed);
                 self.table
-                    .insert_unique(hash, handle, |&h| record_hash(seed, arena.get(h)));
+                    .insert(hash, handle, |h| record_hash(seed, arena.get(h)));
             }
         }
         self.coins += added;
@@ -444,7 +442,7 @@ impl Shard {
 
     /// Removes the coin at `key`; `None` when there is none, else the coin when `want_old`.
     pub(crate) fn remove(&mut self, hash: u64, key: &Key, want_old: bool) -> Option<Option<Coin>> {
-        let handle = self.find(hash, key)?;
+        let (slot, handle) = self.find(hash, key)?;
         let b = self.arena.get(handle);
         let h = head(b);
         let low = key.low();
@@ -459,9 +457,7 @@ impl Shard {
         let out = found?;
         let old = if want_old { decode(b, &out) } else { None };
         if h.count == 1 {
-            if let Ok(entry) = self.table.find_entry(hash, |&x| x == handle) {
-                entry.remove();
-            }
+            self.table.remove_at(slot);
             self.arena.free(handle, live);
         } else {
             self.arena.cut(handle, out.start, out.end, live);
@@ -483,7 +479,7 @@ impl Shard {
                     .push((handle, record_hash(self.seed, self.arena.get(handle))));
             }
             for &(handle, hash) in &self.handles {
-                let Some(slot) = self.table.find_mut(hash, |&h| h == handle) else {
+                let Some(slot) = self.table.find(hash, |h| h == handle) else {
                     continue; // A dead record.
                 };
                 let b = self.arena.get(handle);
@@ -491,7 +487,8 @@ impl Shard {
                 self.record.clear();
                 self.record.extend_from_slice(&b[..live]);
                 self.arena.free(handle, live);
-                *slot = self.arena.alloc(&self.record);
+                let moved = self.arena.alloc(&self.record);
+                self.table.set_handle(slot, moved);
             }
         }
     }
