@@ -75,8 +75,9 @@ struct Chunk {
 }
 
 /// Record storage for one shard. See the module docs.
-#[derive(Default)]
 pub(crate) struct Arena {
+    /// Chunks this arena may use: [`CHUNKS_MAX`] (fewer only in tests).
+    chunks_max: usize,
     chunks: Vec<Chunk>,
     free_chunks: Vec<u32>,
     /// The chunk new records go to.
@@ -99,6 +100,20 @@ fn split(handle: Handle) -> (usize, usize) {
 /// A chunk handle from its parts (`chunk < CHUNKS_MAX`, `offset < CHUNK_SIZE`).
 fn join(chunk: u32, offset: usize) -> Handle {
     (chunk << CHUNK_BITS) | u32::try_from(offset).unwrap_or(0)
+}
+
+impl Default for Arena {
+    fn default() -> Self {
+        Arena {
+            chunks_max: CHUNKS_MAX,
+            chunks: Vec::new(),
+            free_chunks: Vec::new(),
+            head: None,
+            large: Vec::new(),
+            free_large: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
 }
 
 impl Arena {
@@ -165,7 +180,7 @@ impl Arena {
     fn new_head(&mut self) -> Option<u32> {
         let fresh = match self.free_chunks.pop() {
             Some(c) => c,
-            None if self.chunks.len() < CHUNKS_MAX => {
+            None if self.chunks.len() < self.chunks_max => {
                 self.chunks.push(Chunk {
                     data: Box::default(),
                     used: 0,
@@ -334,6 +349,28 @@ impl Arena {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_go_to_the_side_store_once_all_chunks_are_used() {
+        let mut arena = Arena {
+            chunks_max: 2,
+            ..Arena::default()
+        };
+        let record = [5u8; 1000];
+        let per_chunk = CHUNK_SIZE / 1002;
+        // At the limit: two chunks' worth of records stay in chunks.
+        let in_chunks: Vec<Handle> = (0..2 * per_chunk).map(|_| arena.alloc(&record)).collect();
+        assert!(in_chunks.iter().all(|h| h & LARGE == 0));
+        // One past it: the side store.
+        let past = arena.alloc(&record);
+        assert_ne!(past & LARGE, 0);
+        assert_eq!(arena.get(past), &record[..]);
+        // A freed chunk is used again.
+        for &h in &in_chunks[..per_chunk] {
+            arena.free(h, record.len());
+        }
+        assert_eq!(arena.alloc(&record) & LARGE, 0);
+    }
 
     #[test]
     fn headers_round_trip_at_the_limits() {
