@@ -128,17 +128,6 @@ impl Arena {
         &data[hl..hl + len]
     }
 
-    /// The record at `handle`, writable.
-    pub(crate) fn get_mut(&mut self, handle: Handle) -> &mut [u8] {
-        if handle & LARGE != 0 {
-            return &mut self.large[(handle & !LARGE) as usize];
-        }
-        let (chunk, offset) = split(handle);
-        let data = &mut self.chunks[chunk].data[offset..];
-        let (hl, len) = read_header(data);
-        &mut data[hl..hl + len]
-    }
-
     /// Stores `record`; returns its handle.
     pub(crate) fn alloc(&mut self, record: &[u8]) -> Handle {
         let need = header_len(record.len()) + record.len();
@@ -248,20 +237,6 @@ impl Arena {
         let (c, offset) = split(handle);
         let (hl, _) = read_header(&self.chunks[c].data[offset..]);
         self.add_dead(handle, hl + live);
-    }
-
-    /// Removes bytes `start..end` of the record at `handle` (live length `live`), moving the rest
-    /// of it down.
-    pub(crate) fn cut(&mut self, handle: Handle, start: usize, end: usize, live: usize) {
-        if handle & LARGE != 0 {
-            let i = (handle & !LARGE) as usize;
-            let mut v = std::mem::take(&mut self.large[i]).into_vec();
-            v.drain(start..end);
-            self.large[i] = v.into_boxed_slice();
-            return;
-        }
-        self.get_mut(handle).copy_within(end..live, start);
-        self.add_dead(handle, end - start);
     }
 
     /// Replaces the record at `handle` (live length `live`) with `record`; returns its handle,

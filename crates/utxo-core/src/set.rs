@@ -766,7 +766,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(256))]
+        #![proptest_config(ProptestConfig::with_cases(512))]
 
         /// Random inserts, removes, lookups and commits agree with a `HashMap` model, coin for coin.
         #[test]

@@ -7,19 +7,19 @@
 //!
 //! ```text
 //! txid [32]
-//! flags u8        bits 0..=5: live outputs - 1; bit 6: a group follows; bit 7: per-output codes
-//! group VARINT    only with bit 6 (group = vout / 64, not 0)
-//! code VARINT     height * 2 + coinbase, only without bit 7
-//! outputs, ascending by vout:
-//!   vout % 64 u8
-//!   code VARINT   only with bit 7
+//! mask VARINT     live << 2 | per-output codes << 1 | group follows; bit i of the 64-bit `live`
+//!                 is set when vout 64 * group + i is unspent (one byte while vouts are below 5)
+//! group VARINT    only with its flag (group = vout / 64, not 0)
+//! code VARINT     height * 2 + coinbase, only without per-output codes
+//! outputs, one per bit of `live`, ascending by vout:
+//!   code VARINT   only with per-output codes
 //!   amount        VARINT(CompressAmount(value)), as in Core's chainstate
 //!   script        Core's ScriptCompression
 //! ```
 //!
 //! Outputs of one txid with different heights or coinbase flags (BIP30's duplicate coinbases, or
 //! [`crate::UtxoSet::insert`] used freely) switch the record to per-output codes: nothing is lost.
-//! Spending an output cuts it out of the record in place; spending the last frees the record.
+//! Spending an output rewrites the record in place without it; spending the last frees the record.
 
 use crate::arena::{Arena, Handle};
 use crate::coin::Coin;
@@ -33,9 +33,11 @@ use bitcoin::Amount;
 /// Outputs per record (vouts `64 * group ..= 64 * group + 63`).
 pub(crate) const GROUP_OUTPUTS: u32 = 1 << GROUP_SHIFT;
 const GROUP_SHIFT: u32 = 6;
-const FLAG_GROUP: u8 = 0x40;
-const FLAG_CODES: u8 = 0x80;
-const COUNT_MASK: u8 = 0x3f;
+/// Mask flag: a group follows.
+const FLAG_GROUP: u128 = 1;
+/// Mask flag: each output has its own code.
+const FLAG_CODES: u128 = 2;
+const MASK_FLAGS: u32 = 2;
 const TXID_LEN: usize = 32;
 
 /// A coin's outpoint as the set keys it: the raw txid and the vout.
@@ -91,6 +93,36 @@ fn varint(b: &[u8], pos: &mut usize) -> u64 {
     }
 }
 
+/// Reads a Core-style `VARINT` of up to 128 bits (the mask) at `*pos`.
+fn varint128(b: &[u8], pos: &mut usize) -> u128 {
+    let mut n: u128 = 0;
+    loop {
+        let byte = b[*pos];
+        *pos += 1;
+        n = (n << 7) | u128::from(byte & 0x7f);
+        if byte & 0x80 == 0 {
+            return n;
+        }
+        n = n.wrapping_add(1);
+    }
+}
+
+/// Appends `n` as a Core-style `VARINT` (the encoding of [`write_varint`], on 128 bits).
+#[allow(clippy::cast_possible_truncation)] // 7 bits at a time.
+fn write_varint128(mut n: u128, out: &mut Vec<u8>) {
+    let mut tmp = [0u8; 19];
+    let mut len = 0;
+    loop {
+        tmp[len] = (n & 0x7f) as u8 | if len > 0 { 0x80 } else { 0 };
+        if n <= 0x7f {
+            break;
+        }
+        n = (n >> 7) - 1;
+        len += 1;
+    }
+    out.extend(tmp[..=len].iter().rev());
+}
+
 /// A 32-bit field (codes, groups) read as a `VARINT`; this module writes them from `u32`s.
 fn varint32(b: &[u8], pos: &mut usize) -> u32 {
     u32::try_from(varint(b, pos)).unwrap_or(u32::MAX)
@@ -109,7 +141,8 @@ fn script_end(b: &[u8], mut pos: usize) -> usize {
 
 /// A record's fixed part.
 struct Head {
-    count: usize,
+    /// Bit i set: output `64 * group + i` is unspent.
+    live: u64,
     per_output_codes: bool,
     group: u32,
     /// The shared code (without per-output codes).
@@ -118,26 +151,52 @@ struct Head {
     outputs: usize,
 }
 
+impl Head {
+    fn count(&self) -> u32 {
+        self.live.count_ones()
+    }
+}
+
+#[allow(clippy::cast_possible_truncation)] // The mask holds 64 bits of `live` above the flags.
 fn head(b: &[u8]) -> Head {
-    let flags = b[TXID_LEN];
-    let mut pos = TXID_LEN + 1;
-    let group = if flags & FLAG_GROUP != 0 {
+    let mut pos = TXID_LEN;
+    let mask = varint128(b, &mut pos);
+    let group = if mask & FLAG_GROUP != 0 {
         varint32(b, &mut pos)
     } else {
         0
     };
-    let per_output_codes = flags & FLAG_CODES != 0;
+    let per_output_codes = mask & FLAG_CODES != 0;
     let code = if per_output_codes {
         0
     } else {
         varint32(b, &mut pos)
     };
     Head {
-        count: usize::from(flags & COUNT_MASK) + 1,
+        live: (mask >> MASK_FLAGS) as u64,
         per_output_codes,
         group,
         code,
         outputs: pos,
+    }
+}
+
+/// Writes a record's fixed part.
+fn write_head(txid: &[u8; 32], live: u64, group: u32, code: Option<u32>, out: &mut Vec<u8>) {
+    out.extend_from_slice(txid);
+    let mut mask = u128::from(live) << MASK_FLAGS;
+    if group != 0 {
+        mask |= FLAG_GROUP;
+    }
+    if code.is_none() {
+        mask |= FLAG_CODES;
+    }
+    write_varint128(mask, out);
+    if group != 0 {
+        write_varint(u64::from(group), out);
+    }
+    if let Some(code) = code {
+        write_varint(u64::from(code), out);
     }
 }
 
@@ -146,7 +205,7 @@ fn head(b: &[u8]) -> Head {
 struct Out {
     low: u8,
     code: u32,
-    /// Offset of its first byte (the vout byte).
+    /// Offset of its first byte (its code, or its amount).
     start: usize,
     /// Offset of its amount.
     value: usize,
@@ -155,14 +214,19 @@ struct Out {
 }
 
 /// The outputs of a record, in order.
+#[allow(clippy::cast_possible_truncation)] // A bit index of a u64: below 64.
 fn outputs<'a>(b: &'a [u8], head: &Head) -> impl Iterator<Item = Out> + 'a {
     let mut pos = head.outputs;
     let per_output_codes = head.per_output_codes;
     let shared = head.code;
-    (0..head.count).map(move |_| {
+    let mut live = head.live;
+    std::iter::from_fn(move || {
+        if live == 0 {
+            return None;
+        }
+        let low = live.trailing_zeros() as u8;
+        live &= live - 1;
         let start = pos;
-        let low = b[pos];
-        pos += 1;
         let code = if per_output_codes {
             varint32(b, &mut pos)
         } else {
@@ -171,13 +235,13 @@ fn outputs<'a>(b: &'a [u8], head: &Head) -> impl Iterator<Item = Out> + 'a {
         let value = pos;
         varint(b, &mut pos);
         pos = script_end(b, pos);
-        Out {
+        Some(Out {
             low,
             code,
             start,
             value,
             end: pos,
-        }
+        })
     })
 }
 
@@ -201,11 +265,11 @@ fn matches(b: &[u8], txid: &[u8; 32], group: u32) -> bool {
     if b[..TXID_LEN] != txid[..] {
         return false;
     }
-    let flags = b[TXID_LEN];
-    if flags & FLAG_GROUP == 0 {
+    let mut pos = TXID_LEN;
+    if varint128(b, &mut pos) & FLAG_GROUP == 0 {
         group == 0
     } else {
-        varint32(b, &mut (TXID_LEN + 1)) == group
+        varint32(b, &mut pos) == group
     }
 }
 
@@ -367,7 +431,7 @@ impl Shard {
             let b = self.arena.get(handle);
             let h = head(b);
             let first_low = key.low();
-            let mut merged = Vec::with_capacity(h.count + self.parts.len());
+            let mut merged = Vec::with_capacity(h.live.count_ones() as usize + self.parts.len());
             let mut news = self.parts.iter().copied().peekable();
             for out in outputs(b, &h) {
                 while let Some(n) = news.next_if(|n| n.low < out.low) {
@@ -396,26 +460,12 @@ impl Shard {
         let b_old: &[u8] = existing.map_or(&[], |(_, h)| self.arena.get(h));
         let record = &mut self.record;
         record.clear();
-        record.extend_from_slice(&key.txid);
         let shared = self.parts[0].code;
         let per_output_codes = self.parts.iter().any(|p| p.code != shared);
-        let count = u8::try_from(self.parts.len() - 1).unwrap_or(COUNT_MASK);
-        let mut flags = count;
-        if group != 0 {
-            flags |= FLAG_GROUP;
-        }
-        if per_output_codes {
-            flags |= FLAG_CODES;
-        }
-        record.push(flags);
-        if group != 0 {
-            write_varint(u64::from(group), record);
-        }
-        if !per_output_codes {
-            write_varint(u64::from(shared), record);
-        }
+        let live = self.parts.iter().fold(0u64, |m, p| m | 1 << p.low);
+        let code = (!per_output_codes).then_some(shared);
+        write_head(&key.txid, live, group, code, record);
         for p in &self.parts {
-            record.push(p.low);
             if per_output_codes {
                 write_varint(u64::from(p.code), record);
             }
@@ -447,22 +497,30 @@ impl Shard {
         let h = head(b);
         let low = key.low();
         let mut found = None;
-        let mut live = h.outputs;
+        let mut end = h.outputs;
         for out in outputs(b, &h) {
             if out.low == low {
                 found = Some(out);
             }
-            live = out.end;
+            end = out.end;
         }
         let out = found?;
         let old = if want_old { decode(b, &out) } else { None };
-        if h.count == 1 {
+        if h.count() == 1 {
             self.table.remove_at(slot);
-            self.arena.free(handle, live);
+            self.arena.free(handle, end);
         } else {
-            self.arena.cut(handle, out.start, out.end, live);
-            // One output fewer: count - 1 is stored, and count >= 2 here.
-            self.arena.get_mut(handle)[TXID_LEN] -= 1;
+            // The record without the output: never longer, so rewritten in place.
+            self.record.clear();
+            let code = (!h.per_output_codes).then_some(h.code);
+            let live = h.live & !(1 << out.low);
+            write_head(txid_of(b), live, h.group, code, &mut self.record);
+            self.record.extend_from_slice(&b[h.outputs..out.start]);
+            self.record.extend_from_slice(&b[out.end..end]);
+            let moved = self.arena.replace(handle, end, &self.record);
+            if moved != handle {
+                self.table.set_handle(slot, moved);
+            }
         }
         self.coins -= 1;
         Some(old)
