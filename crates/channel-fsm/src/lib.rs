@@ -42,18 +42,25 @@
 //! # Measured
 //! `L2BTC_BENCH_CLOCK=cpu cargo bench -p benches --bench channel` on the shared 2-core machine with
 //! a load average of 2–4 from other jobs (thread CPU time; the same conditions gave libsecp256k1
-//! BIP340 verification 17k/s, against 30k/s measured on the idle machine):
-//! - co-signed 2-party update, one participant's work: ~1.6–1.9k/s (below the 5,000/s bar). Per
-//!   participant and version it signs a transfer or verifies one, signs and verifies a state
-//!   signature, signs the other's commitment and verifies the signature on its own (ECDSA), derives
-//!   both commitments' Appendix E keys (a delayed key and a revocation key each), computes its next
-//!   per-commitment point and checks the revealed secret of the other: ~84% of the time is in
-//!   libsecp256k1, ~10 BIP340-verification equivalents per update;
+//! BIP340 verification 21–24k/s, against 30k/s measured on the idle machine):
+//! - co-signed 2-party update, one participant's work: ~1.9k/s (was ~1.5k/s in the same runs
+//!   before generator multiplications and signing moved to libsecp256k1 v0.6), below the 5,000/s
+//!   bar. Per participant and version: a transfer signed or verified (half each), a state
+//!   signature signed and one verified (BIP340), the other's commitment signed and the signature
+//!   on its own verified (ECDSA), both commitments' Appendix E keys (two delayed keys, two
+//!   revocation keys: four generator and two variable-base multiplications), its next
+//!   per-commitment point and the check of the other's revealed secret (two generator
+//!   multiplications). None is redundant; each generator multiplication costs ~0.5 and each
+//!   variable-base one ~0.85 BIP340 verifications here, so an update is ~11–12 verification
+//!   equivalents, ~80% of the time in libsecp256k1: ~2.5k/s is the ceiling at 30k verifications/s;
 //! - 8-party update: ~145/s per participant (n² revocation keys per version dominate);
-//! - the 8 or 16 state signatures of a version on a [`ledger::StateVerifier`] of 2 threads:
-//!   median 1.87× the single-thread rate (interleaved runs, load ~1.1); with the other core busy
-//!   it stays near 1× (threads claim one signature at a time, so nobody waits for a busy core),
-//!   where a scoped spawn per call ([`ledger::verify_state_signatures_parallel`]) drops to ~0.5×;
+//! - the 8 or 16 state signatures of a version on a [`ledger::StateVerifier`] of 2 threads (wall
+//!   time, pool and single-thread calls interleaved in rounds of 100 states, taken only while the
+//!   machine was ≥ 93% idle): median 1.82–1.94× (8 signatures) and 1.92–2.00× (16) the
+//!   single-thread rate, 2.0–2.1× with 8 states per [`ledger::StateVerifier::verify_batch`] call;
+//!   with the other core busy it stays near 1× (threads claim one signature at a time, so nobody
+//!   waits for a busy core), where a scoped spawn per call
+//!   ([`ledger::verify_state_signatures_parallel`]) drops to ~0.5×;
 //! - a batch of 1,000 channel updates through the manager: ~2.2k/s on 1 thread, ~2.5k/s on 2
 //!   (wall time, load ~2.4); the bench's peak memory is ~60 MB.
 //!
