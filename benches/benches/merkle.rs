@@ -9,6 +9,8 @@
 //!   set); rate = changed coins per second. Ours on 1 and 2 threads; rustreexo `MemForest::modify`.
 //! - prove: `PROOFS` inclusion proofs of random present coins (ours also exclusion proofs of random
 //!   absent outpoints, and 2 threads); rustreexo `MemForest::prove`; rs_merkle `MerkleTree::proof`.
+//! - prove_queue: `prove_each` over `QUEUE_BATCH` (100,000) requests per call, 1 and 2 threads:
+//!   a proof server draining a queue (larger batches share more of the tree's memory).
 //! - verify: the same proofs checked against the root.
 //! - rebuild: `Commitment::from_sorted_coins` at 1M coins (the restart path).
 //!
@@ -33,6 +35,8 @@ use rustreexo::node_hash::BitcoinNodeHash;
 use rustreexo::proof::Proof as UtreexoProof;
 
 const BLOCK_SPENDS: usize = 2_000;
+/// Requests per `prove_each` call in the queue benchmark (`merkle_prove_queue`).
+const QUEUE_BATCH: usize = 100_000;
 const BLOCK_CREATES: usize = 2_000;
 const PROOFS: usize = 10_000;
 
@@ -298,6 +302,33 @@ fn bench_size(c: &mut Criterion, s: &Setup, figs: &mut Vec<Figure>) {
             }
         });
     });
+    g.finish();
+
+    // --- prove_each on a server's queue: QUEUE_BATCH independent requests per call ---
+    // Larger batches share more (sorted queries reuse upper-tree nodes, page records and buckets),
+    // so the rate depends on the batch: 10,000 above is about one block's inputs, this is a queue.
+    let mut g = c.benchmark_group("merkle_prove_queue");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(6));
+    g.throughput(Throughput::Elements(QUEUE_BATCH as u64));
+    let mut rng = ChaCha8Rng::seed_from_u64(s.n as u64 ^ 0x0051_7e0e);
+    let queue: Vec<(OutPoint, Option<LeafCoin>)> = (0..QUEUE_BATCH)
+        .map(|_| {
+            let (o, c) = &s.coins[rng.random_range(0..s.n)];
+            (*o, Some(c.clone()))
+        })
+        .collect();
+    for threads in [1usize, 2] {
+        ours.set_threads(threads);
+        g.bench_function(BenchmarkId::new(format!("ours_each_{threads}t"), s.n), |b| {
+            b.iter(|| {
+                ours.prove_each(&queue, |_, p| {
+                    black_box(p.unwrap());
+                });
+            });
+        });
+    }
     g.finish();
 
     // --- proofs for verification and sizes ---
