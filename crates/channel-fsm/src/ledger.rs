@@ -1465,6 +1465,42 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_shared_by_several_callers_gives_each_its_own_result() {
+        use crate::signer::{InMemorySigner, Signer};
+        let n = PARALLEL_VERIFY_MIN;
+        let signers: Vec<InMemorySigner> = (0..n)
+            .map(|i| InMemorySigner::from_seed([u8::try_from(i).expect("small") + 60; 32]))
+            .collect();
+        let keys: Vec<_> = signers
+            .iter()
+            .map(|s| {
+                DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()).expect("key")
+            })
+            .collect();
+        let id = [5u8; 32];
+        let root = [6u8; 32];
+        let digest = state_digest(&id, 1, &root);
+        let good: Vec<[u8; 64]> = signers.iter().map(|s| s.sign_state(&digest)).collect();
+        let pool = StateVerifier::new(2).expect("threads");
+        std::thread::scope(|scope| {
+            for caller in 0..3usize {
+                let (pool, keys, good) = (&pool, &keys, &good);
+                scope.spawn(move || {
+                    for round in 0..6usize {
+                        let bad = (caller + round) % (n + 1);
+                        let mut sigs = good.clone();
+                        if bad < n {
+                            sigs[bad][1] ^= 1;
+                        }
+                        let expected = if bad < n { Err(bad) } else { Ok(()) };
+                        assert_eq!(pool.verify(&id, 1, &root, keys, &sigs), expected);
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
     fn state_digest_binds_channel_and_version() {
         let root = [1u8; 32];
         assert_ne!(
