@@ -387,6 +387,9 @@ impl Shard {
         coins: &[(u32, &Coin)],
         want_old: bool,
     ) -> Option<Coin> {
+        if coins.is_empty() {
+            return None;
+        }
         let group = key.group();
         // New coins' amount and script bytes.
         self.fresh.clear();
