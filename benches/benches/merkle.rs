@@ -321,13 +321,16 @@ fn bench_size(c: &mut Criterion, s: &Setup, figs: &mut Vec<Figure>) {
         .collect();
     for threads in [1usize, 2] {
         ours.set_threads(threads);
-        g.bench_function(BenchmarkId::new(format!("ours_each_{threads}t"), s.n), |b| {
-            b.iter(|| {
-                ours.prove_each(&queue, |_, p| {
-                    black_box(p.unwrap());
+        g.bench_function(
+            BenchmarkId::new(format!("ours_each_{threads}t"), s.n),
+            |b| {
+                b.iter(|| {
+                    ours.prove_each(&queue, |_, p| {
+                        black_box(p.unwrap());
+                    });
                 });
-            });
-        });
+            },
+        );
     }
     g.finish();
 
