@@ -100,6 +100,11 @@ pub(crate) fn read_bytes<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8],
 
 /// Core's `CompressAmount`: trailing decimal zeros folded into an exponent.
 ///
+/// Total over `u64` with Core's unsigned (wrapping) arithmetic, so it returns Core's value for every
+/// input. It round-trips through [`decompress_amount`] for every amount whose compressed form does
+/// not wrap, which includes every amount up to [`AMOUNT_COMPRESS_EXACT_MAX`] (far above MAX_MONEY);
+/// above that some amounts (such as `u64::MAX`) wrap, exactly as in Core, and do not round-trip.
+///
 /// ```
 /// use utxo_core::compress::{compress_amount, decompress_amount};
 /// assert_eq!(compress_amount(50 * 100_000_000), 0x32);
@@ -117,11 +122,20 @@ pub fn compress_amount(mut n: u64) -> u64 {
     if e < 9 {
         let d = n % 10;
         n /= 10;
-        1 + (n * 9 + d - 1) * 10 + e
+        // d >= 1 here (n was not a multiple of 10), so `d - 1` never wraps; the rest may, as in Core.
+        (n.wrapping_mul(9).wrapping_add(d - 1))
+            .wrapping_mul(10)
+            .wrapping_add(e)
+            .wrapping_add(1)
     } else {
-        1 + (n - 1) * 10 + 9
+        (n - 1).wrapping_mul(10).wrapping_add(10)
     }
 }
+
+/// Every amount up to this one round-trips through [`compress_amount`] and [`decompress_amount`]
+/// (the largest compressed value stays below 2^64): `(u64::MAX - 9) / 9`, about 2.05e18 sat, ~976
+/// times MAX_MONEY. Some larger amounts wrap in Core's arithmetic and do not round-trip.
+pub const AMOUNT_COMPRESS_EXACT_MAX: u64 = (u64::MAX - 9) / 9;
 
 /// Core's `DecompressAmount` (inverse of [`compress_amount`]; wraps like Core on absurd inputs).
 pub fn decompress_amount(mut x: u64) -> u64 {
@@ -399,7 +413,37 @@ mod tests {
         );
     }
 
+    /// Compression never panics; it round-trips at [`AMOUNT_COMPRESS_EXACT_MAX`], one past it and
+    /// at MAX_MONEY + 1, and at `u64::MAX` it gives Core's wrapped value (computed here on 128 bits,
+    /// reduced mod 2^64), which does not round-trip, as in Core.
+    #[test]
+    fn amount_compression_is_total() {
+        let max_money = Amount::MAX_MONEY.to_sat();
+        for sat in [
+            max_money + 1,
+            AMOUNT_COMPRESS_EXACT_MAX,
+            AMOUNT_COMPRESS_EXACT_MAX + 1,
+        ] {
+            assert_eq!(decompress_amount(compress_amount(sat)), sat, "{sat}");
+        }
+        // u64::MAX has no trailing zero: 1 + (n / 10 * 9 + n % 10 - 1) * 10, wrapped to 64 bits.
+        let n = u128::from(u64::MAX);
+        let wide = 1 + (n / 10 * 9 + n % 10 - 1) * 10;
+        assert_eq!(u128::from(compress_amount(u64::MAX)), wide % (1u128 << 64));
+        assert_ne!(decompress_amount(compress_amount(u64::MAX)), u64::MAX);
+    }
+
     proptest! {
+        #[test]
+        fn amounts_round_trip_up_to_the_exact_limit(sat in 0u64..=AMOUNT_COMPRESS_EXACT_MAX) {
+            prop_assert_eq!(decompress_amount(compress_amount(sat)), sat);
+        }
+
+        #[test]
+        fn compression_never_panics(sat in any::<u64>()) {
+            let _ = decompress_amount(compress_amount(sat));
+        }
+
         #[test]
         fn varint_round_trips(n in any::<u64>()) {
             let mut out = Vec::new();

@@ -283,6 +283,11 @@ impl UtxoSet {
 
     /// Inserts a coin directly, bypassing the block rules (snapshot loading); returns the coin it
     /// replaced. Statistics follow.
+    ///
+    /// Coins are stored as Bitcoin Core's chainstate stores them, so a script longer than
+    /// [`crate::SCRIPT_SIZE_MAX`] (unspendable by consensus, and never added by block application)
+    /// reads back as a lone `OP_RETURN`, as Core's `ScriptCompression` does. Amounts above
+    /// MAX_MONEY (which no block can create) are kept exactly.
     pub fn insert(&self, outpoint: OutPoint, coin: Coin) -> Option<Coin> {
         let _writer = lock(&self.writer);
         let key = Key::of(&outpoint);
@@ -820,6 +825,49 @@ mod tests {
             let mut expected: Vec<(OutPoint, Coin)> = model.into_iter().collect();
             expected.sort_by_key(|(o, _)| (o.txid.to_byte_array(), o.vout));
             prop_assert_eq!(set.sorted_coins(), expected);
+        }
+    }
+
+    /// `insert` takes any amount without panicking and gives it back exactly.
+    #[test]
+    fn amounts_above_max_money_round_trip_through_insert() {
+        let set = UtxoSet::new();
+        let max_money = Amount::MAX_MONEY.to_sat();
+        for (vout, sat) in [(0, max_money), (1, max_money + 1), (2, u64::MAX)] {
+            let op = OutPoint::new(Txid::from_byte_array([9; 32]), vout);
+            let coin = Coin {
+                amount: Amount::from_sat(sat),
+                height: 1,
+                is_coinbase: false,
+                script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+            };
+            assert_eq!(set.insert(op, coin.clone()), None);
+            assert_eq!(set.get(&op), Some(coin.clone()));
+            assert_eq!(set.remove(&op), Some(coin));
+        }
+        assert!(set.is_empty());
+    }
+
+    /// As in Core's `ScriptCompression`, a script over `SCRIPT_SIZE_MAX` bytes is kept as a lone
+    /// `OP_RETURN`; at the limit it is kept whole.
+    #[test]
+    fn oversized_scripts_read_back_as_op_return_like_core() {
+        let set = UtxoSet::new();
+        for (vout, len) in [(0, crate::SCRIPT_SIZE_MAX), (1, crate::SCRIPT_SIZE_MAX + 1)] {
+            let op = OutPoint::new(Txid::from_byte_array([8; 32]), vout);
+            let coin = Coin {
+                amount: Amount::from_sat(1),
+                height: 1,
+                is_coinbase: false,
+                script_pubkey: ScriptBuf::from_bytes(vec![0x51; len]),
+            };
+            set.insert(op, coin.clone());
+            let back = set.get(&op).unwrap();
+            if len > crate::SCRIPT_SIZE_MAX {
+                assert_eq!(back.script_pubkey.as_bytes(), [0x6a]);
+            } else {
+                assert_eq!(back, coin);
+            }
         }
     }
 

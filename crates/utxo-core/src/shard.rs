@@ -13,7 +13,8 @@
 //! code VARINT     height * 2 + coinbase, only without per-output codes
 //! outputs, one per bit of `live`, ascending by vout:
 //!   code VARINT   only with per-output codes
-//!   amount        VARINT(CompressAmount(value)), as in Core's chainstate
+//!   amount        VARINT(CompressAmount(value)), as in Core's chainstate; above MAX_MONEY
+//!                 (only through `UtxoSet::insert`) VARINT(u64::MAX) then VARINT(value)
 //!   script        Core's ScriptCompression
 //! ```
 //!
@@ -77,6 +78,29 @@ pub(crate) fn key_hash(seed: u64, txid: &[u8; 32], group: u32) -> u64 {
         fold_mul(seed ^ word, 0x5851_f42d_4c95_7f2d),
         0x9e37_79b9_7f4a_7c15,
     )
+}
+
+/// The amount code that announces a raw amount (never `CompressAmount` of an amount up to
+/// MAX_MONEY, whose codes stay below 2^55).
+const AMOUNT_RAW: u64 = u64::MAX;
+
+/// Appends an output's amount: Core's compressed form, or for amounts above MAX_MONEY (which
+/// compression may not round-trip) [`AMOUNT_RAW`] and the raw value.
+fn write_amount(sat: u64, out: &mut Vec<u8>) {
+    if sat <= Amount::MAX_MONEY.to_sat() {
+        write_varint(compress_amount(sat), out);
+    } else {
+        write_varint(AMOUNT_RAW, out);
+        write_varint(sat, out);
+    }
+}
+
+/// Reads an amount written by [`write_amount`] at `*pos`.
+fn read_amount(b: &[u8], pos: &mut usize) -> u64 {
+    match varint(b, pos) {
+        AMOUNT_RAW => varint(b, pos),
+        code => decompress_amount(code),
+    }
 }
 
 /// Reads a Core `VARINT` at `*pos` of a record this module wrote.
@@ -233,7 +257,7 @@ fn outputs<'a>(b: &'a [u8], head: &Head) -> impl Iterator<Item = Out> + 'a {
             shared
         };
         let value = pos;
-        varint(b, &mut pos);
+        read_amount(b, &mut pos);
         pos = script_end(b, pos);
         Some(Out {
             low,
@@ -276,7 +300,7 @@ fn matches(b: &[u8], txid: &[u8; 32], group: u32) -> bool {
 /// The coin of output `out` of record `b`.
 fn decode(b: &[u8], out: &Out) -> Option<Coin> {
     let mut pos = out.value;
-    let sat = decompress_amount(varint(b, &mut pos));
+    let sat = read_amount(b, &mut pos);
     let script_pubkey = read_compressed_script(&mut &b[pos..out.end]).ok()?;
     Some(Coin {
         amount: Amount::from_sat(sat),
@@ -398,7 +422,7 @@ impl Shard {
         for &(vout, coin) in coins {
             let low = Key { vout, ..*key }.low();
             let start = self.fresh.len();
-            write_varint(compress_amount(coin.amount.to_sat()), &mut self.fresh);
+            write_amount(coin.amount.to_sat(), &mut self.fresh);
             write_compressed_script(&coin.script_pubkey, &mut self.fresh);
             let part = Part {
                 low,
