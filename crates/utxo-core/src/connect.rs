@@ -5,13 +5,16 @@
 //! the same rules serve the in-memory [`crate::UtxoSet`] and the bounded [`crate::CoinCache`].
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
+use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{Amount, Block, OutPoint, Transaction, Txid};
 
 use crate::changes::ChangeSet;
 use crate::coin::{Coin, is_unspendable};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::{COINBASE_MATURITY, ChainParams};
+use crate::shard::Key;
 use crate::undo::{BlockUndo, TxUndo};
 
 /// A rule violation, or a failure of the coin source.
@@ -25,16 +28,22 @@ pub(crate) enum Failure<E, R> {
 
 /// One touched outpoint: its coin before the block and after it.
 struct Slot {
+    outpoint: OutPoint,
     before: Option<Coin>,
+    /// The coin after the block so far; meaningful only once `changed` (until then it is `before`,
+    /// which saves cloning every coin read).
     after: Option<Coin>,
+    changed: bool,
     /// Spent by an input of this block (to tell a double spend from a missing coin).
     spent_here: bool,
 }
 
-/// The net effect of a block on the outpoints it touches, in first-touch order.
+/// The net effect of a block on the outpoints it touches, in first-touch order: the touched slots
+/// in a vector, found through a map from the outpoint's key to the slot's position (one probe per
+/// touch; no removal when the changes are drawn out).
 pub(crate) struct Diff {
-    order: Vec<OutPoint>,
-    slots: HashMap<OutPoint, Slot, BuildOutPointHasher>,
+    positions: HashMap<Key, usize, BuildOutPointHasher>,
+    slots: Vec<Slot>,
 }
 
 /// A fast hasher for the per-block overlay: 8 txid bytes and the vout, folded and keyed with a
@@ -52,62 +61,75 @@ impl std::hash::BuildHasher for BuildOutPointHasher {
 impl Diff {
     fn new(capacity: usize) -> Diff {
         Diff {
-            order: Vec::with_capacity(capacity),
-            slots: HashMap::with_capacity_and_hasher(capacity, BuildOutPointHasher),
+            positions: HashMap::with_capacity_and_hasher(capacity, BuildOutPointHasher),
+            slots: Vec::with_capacity(capacity),
         }
     }
 
-    /// The current coin at `outpoint`, reading through to `lookup` on first touch.
-    fn get<E>(
+    /// The slot of `outpoint`, reading its coin through `lookup` on first touch.
+    fn touch<E>(
         &mut self,
         outpoint: &OutPoint,
         lookup: &mut impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
-    ) -> Result<Option<&Coin>, E> {
-        if !self.slots.contains_key(outpoint) {
-            let before = lookup(outpoint)?;
-            self.order.push(*outpoint);
-            self.slots.insert(
-                *outpoint,
-                Slot {
-                    after: before.clone(),
+    ) -> Result<usize, E> {
+        match self.positions.entry(Key::of(outpoint)) {
+            Entry::Occupied(entry) => Ok(*entry.get()),
+            Entry::Vacant(entry) => {
+                let before = lookup(outpoint)?;
+                let position = self.slots.len();
+                entry.insert(position);
+                self.slots.push(Slot {
+                    outpoint: *outpoint,
                     before,
+                    after: None,
+                    changed: false,
                     spent_here: false,
-                },
-            );
-        }
-        Ok(self.slots.get(outpoint).and_then(|s| s.after.as_ref()))
-    }
-
-    /// Sets the coin at an outpoint already read with [`Diff::get`].
-    fn set(&mut self, outpoint: &OutPoint, coin: Option<Coin>) {
-        if let Some(slot) = self.slots.get_mut(outpoint) {
-            slot.after = coin;
+                });
+                Ok(position)
+            }
         }
     }
 
-    /// Removes the coin at an outpoint already read, as spent by an input of this block.
-    fn spend(&mut self, outpoint: &OutPoint) {
-        if let Some(slot) = self.slots.get_mut(outpoint) {
-            slot.after = None;
-            slot.spent_here = true;
+    /// The current coin of a touched slot.
+    fn current(&self, position: usize) -> Option<&Coin> {
+        let slot = &self.slots[position];
+        if slot.changed {
+            slot.after.as_ref()
+        } else {
+            slot.before.as_ref()
         }
+    }
+
+    /// Sets the coin of a touched slot.
+    fn set(&mut self, position: usize, coin: Option<Coin>) {
+        let slot = &mut self.slots[position];
+        slot.after = coin;
+        slot.changed = true;
+    }
+
+    /// Removes the coin of a touched slot, as spent by an input of this block.
+    fn spend(&mut self, position: usize) {
+        let slot = &mut self.slots[position];
+        slot.after = None;
+        slot.changed = true;
+        slot.spent_here = true;
     }
 
     /// The net changes: coins that leave (with their old value) and coins that enter.
-    pub(crate) fn into_changes(mut self) -> ChangeSet {
-        let mut changes = ChangeSet::default();
-        for outpoint in self.order {
-            let Some(slot) = self.slots.remove(&outpoint) else {
-                continue;
-            };
-            if slot.before == slot.after {
+    pub(crate) fn into_changes(self) -> ChangeSet {
+        let mut changes = ChangeSet {
+            spent: Vec::with_capacity(self.slots.len() / 2),
+            created: Vec::with_capacity(self.slots.len() / 2),
+        };
+        for slot in self.slots {
+            if !slot.changed || slot.before == slot.after {
                 continue;
             }
             if let Some(old) = slot.before {
-                changes.spent.push((outpoint, old));
+                changes.spent.push((slot.outpoint, old));
             }
             if let Some(new) = slot.after {
-                changes.created.push((outpoint, new));
+                changes.created.push((slot.outpoint, new));
             }
         }
         changes
@@ -116,7 +138,51 @@ impl Diff {
 
 /// The block's transaction ids, in order.
 pub(crate) fn txids(block: &Block) -> Vec<Txid> {
-    block.txdata.iter().map(Transaction::compute_txid).collect()
+    let mut buf = Vec::with_capacity(1024);
+    block.txdata.iter().map(|tx| txid(tx, &mut buf)).collect()
+}
+
+/// `tx`'s id, serialized without witness into `buf` (reused) and hashed in one call: the same
+/// bytes and hash as [`Transaction::compute_txid`], without its per-field hash-engine writes.
+pub(crate) fn txid(tx: &Transaction, buf: &mut Vec<u8>) -> Txid {
+    buf.clear();
+    buf.extend_from_slice(&tx.version.0.to_le_bytes());
+    write_compact_size(tx.input.len() as u64, buf);
+    for input in &tx.input {
+        buf.extend_from_slice(input.previous_output.txid.as_byte_array());
+        buf.extend_from_slice(&input.previous_output.vout.to_le_bytes());
+        write_compact_size(input.script_sig.len() as u64, buf);
+        buf.extend_from_slice(input.script_sig.as_bytes());
+        buf.extend_from_slice(&input.sequence.0.to_le_bytes());
+    }
+    write_compact_size(tx.output.len() as u64, buf);
+    for output in &tx.output {
+        buf.extend_from_slice(&output.value.to_sat().to_le_bytes());
+        write_compact_size(output.script_pubkey.len() as u64, buf);
+        buf.extend_from_slice(output.script_pubkey.as_bytes());
+    }
+    buf.extend_from_slice(&tx.lock_time.to_consensus_u32().to_le_bytes());
+    Txid::from_byte_array(sha256d::Hash::hash(buf).to_byte_array())
+}
+
+/// Bitcoin's `CompactSize` length prefix.
+#[allow(clippy::cast_possible_truncation)] // Each arm's range fits its width.
+fn write_compact_size(n: u64, out: &mut Vec<u8>) {
+    match n {
+        0..=0xfc => out.push(n as u8),
+        0xfd..=0xffff => {
+            out.push(0xfd);
+            out.extend_from_slice(&(n as u16).to_le_bytes());
+        }
+        0x1_0000..=0xffff_ffff => {
+            out.push(0xfe);
+            out.extend_from_slice(&(n as u32).to_le_bytes());
+        }
+        _ => {
+            out.push(0xff);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
 }
 
 fn add_money(a: Amount, b: Amount) -> Option<Amount> {
@@ -185,10 +251,13 @@ pub(crate) fn connect<E>(
             let mut spent = Vec::with_capacity(tx.input.len());
             for input in &tx.input {
                 let outpoint = input.previous_output;
-                let coin = match diff.get(&outpoint, &mut lookup).map_err(Failure::Lookup)? {
+                let position = diff
+                    .touch(&outpoint, &mut lookup)
+                    .map_err(Failure::Lookup)?;
+                let coin = match diff.current(position) {
                     Some(coin) => coin.clone(),
                     None => {
-                        let spent_here = diff.slots.get(&outpoint).is_some_and(|s| s.spent_here);
+                        let spent_here = diff.slots[position].spent_here;
                         let err = if spent_here {
                             ApplyError::DoubleSpend { txid, outpoint }
                         } else {
@@ -207,7 +276,7 @@ pub(crate) fn connect<E>(
                 }
                 value_in = add_money(value_in, coin.amount)
                     .ok_or(Failure::Rule(ApplyError::ValueOutOfRange { txid }))?;
-                diff.spend(&outpoint);
+                diff.spend(position);
                 spent.push(coin);
             }
             if value_in < value_out {
@@ -228,14 +297,13 @@ pub(crate) fn connect<E>(
             let vout = u32::try_from(vout)
                 .map_err(|_| Failure::Rule(ApplyError::EmptyTransaction { txid }))?;
             let outpoint = OutPoint { txid, vout };
-            let existing = diff.get(&outpoint, &mut lookup).map_err(Failure::Lookup)?;
-            if existing.is_some() && !(is_coinbase && may_overwrite) {
+            let position = diff
+                .touch(&outpoint, &mut lookup)
+                .map_err(Failure::Lookup)?;
+            if diff.current(position).is_some() && !(is_coinbase && may_overwrite) {
                 return Err(Failure::Rule(ApplyError::Bip30Overwrite { txid, outpoint }));
             }
-            diff.set(
-                &outpoint,
-                Some(Coin::from_txout(txout, height, is_coinbase)),
-            );
+            diff.set(position, Some(Coin::from_txout(txout, height, is_coinbase)));
         }
     }
     let coinbase = &block.txdata[0];
@@ -265,9 +333,10 @@ pub(crate) fn disconnect<E>(
         return Err(mismatch());
     }
     let mut diff = Diff::new(block.txdata.len() * 4);
+    let mut buf = Vec::with_capacity(1024);
     for (index, tx) in block.txdata.iter().enumerate().rev() {
         let is_coinbase = index == 0;
-        let txid = tx.compute_txid();
+        let txid = txid(tx, &mut buf);
         for (vout, txout) in tx.output.iter().enumerate().rev() {
             if is_unspendable(&txout.script_pubkey) {
                 continue;
@@ -277,8 +346,11 @@ pub(crate) fn disconnect<E>(
             };
             let outpoint = OutPoint { txid, vout };
             let expected = Coin::from_txout(txout, height, is_coinbase);
-            match diff.get(&outpoint, &mut lookup).map_err(Failure::Lookup)? {
-                Some(coin) if *coin == expected => diff.set(&outpoint, None),
+            let position = diff
+                .touch(&outpoint, &mut lookup)
+                .map_err(Failure::Lookup)?;
+            match diff.current(position) {
+                Some(coin) if *coin == expected => diff.set(position, None),
                 _ => return Err(Failure::Rule(DisconnectError::OutputMismatch { outpoint })),
             }
         }
@@ -291,17 +363,84 @@ pub(crate) fn disconnect<E>(
         }
         for (input, coin) in tx.input.iter().zip(&tx_undo.spent).rev() {
             let outpoint = input.previous_output;
-            if diff
-                .get(&outpoint, &mut lookup)
-                .map_err(Failure::Lookup)?
-                .is_some()
-            {
+            let position = diff
+                .touch(&outpoint, &mut lookup)
+                .map_err(Failure::Lookup)?;
+            if diff.current(position).is_some() {
                 return Err(Failure::Rule(DisconnectError::InputAlreadyPresent {
                     outpoint,
                 }));
             }
-            diff.set(&outpoint, Some(coin.clone()));
+            diff.set(position, Some(coin.clone()));
         }
     }
     Ok(diff)
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use bitcoin::{ScriptBuf, Sequence, TxIn, TxOut, Witness, absolute, transaction};
+    use proptest::prelude::*;
+
+    #[allow(clippy::unwrap_used)] // A test helper outside `#[test]`.
+    fn tx(inputs: usize, outputs: usize, script_len: usize, witness: bool) -> Transaction {
+        let input = (0..inputs)
+            .map(|i| TxIn {
+                previous_output: OutPoint::new(
+                    Txid::from_byte_array([u8::try_from(i % 251).unwrap(); 32]),
+                    u32::try_from(i).unwrap(),
+                ),
+                script_sig: ScriptBuf::from_bytes(vec![0x51; script_len]),
+                sequence: Sequence(0xffff_fffd),
+                witness: if witness {
+                    Witness::from_slice(&[vec![1u8; 72], vec![2u8; 33]])
+                } else {
+                    Witness::new()
+                },
+            })
+            .collect();
+        let output = (0..outputs)
+            .map(|o| TxOut {
+                value: Amount::from_sat(u64::try_from(o).unwrap() * 1_000 + 1),
+                script_pubkey: ScriptBuf::from_bytes(vec![0x52; script_len]),
+            })
+            .collect();
+        Transaction {
+            version: transaction::Version(-3),
+            lock_time: absolute::LockTime::from_consensus(840_000),
+            input,
+            output,
+        }
+    }
+
+    /// Our one-shot txid is `compute_txid` at every CompactSize boundary, with and without
+    /// witnesses (which the txid leaves out).
+    #[test]
+    fn txid_matches_compute_txid_at_compact_size_boundaries() {
+        let mut buf = Vec::new();
+        for (inputs, outputs, script_len) in [
+            (1, 1, 0),
+            (252, 1, 1),
+            (253, 2, 2),
+            (1, 253, 252),
+            (1, 1, 253),
+            (1, 1, 0xffff),
+            (1, 1, 0x1_0000),
+        ] {
+            for witness in [false, true] {
+                let t = tx(inputs, outputs, script_len, witness);
+                assert_eq!(txid(&t, &mut buf), t.compute_txid());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn txid_matches_compute_txid(inputs in 1usize..4, outputs in 1usize..4,
+                                     script_len in 0usize..300, witness in any::<bool>()) {
+            let t = tx(inputs, outputs, script_len, witness);
+            prop_assert_eq!(txid(&t, &mut Vec::new()), t.compute_txid());
+        }
+    }
 }

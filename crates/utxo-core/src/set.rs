@@ -445,7 +445,12 @@ impl UtxoSet {
                 .txdata
                 .chunks(chunk)
                 .map(|txs| {
-                    scope.spawn(move || txs.iter().map(|tx| tx.compute_txid()).collect::<Vec<_>>())
+                    scope.spawn(move || {
+                        let mut buf = Vec::with_capacity(1024);
+                        txs.iter()
+                            .map(|tx| connect::txid(tx, &mut buf))
+                            .collect::<Vec<_>>()
+                    })
                 })
                 .collect();
             handles
