@@ -380,6 +380,11 @@ impl Shard {
         decode(b, &Self::locate(b, key)?)
     }
 
+    /// Whether `key`'s record exists (reads its index slots and record head: a cache warm-up).
+    pub(crate) fn has_record(&self, hash: u64, key: &Key) -> bool {
+        self.find(hash, key).is_some()
+    }
+
     /// Whether `key` is unspent.
     pub(crate) fn contains(&self, hash: u64, key: &Key) -> bool {
         self.find(hash, key)
