@@ -4,9 +4,6 @@
 //! they would make; the caller commits it. So a failing block leaves every set exactly as it was, and
 //! the same rules serve the in-memory [`crate::UtxoSet`] and the bounded [`crate::CoinCache`].
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{Amount, Block, OutPoint, Transaction, Txid};
 
@@ -39,11 +36,21 @@ struct Slot {
 }
 
 /// The net effect of a block on the outpoints it touches, in first-touch order: the touched slots
-/// in a vector, found through a map from the outpoint's key to the slot's position (one probe per
-/// touch; no removal when the changes are drawn out).
+/// in a vector, found through a small open-addressing table of 8-byte entries (slot position and
+/// 32 hash bits), so one touch costs one probe of a table that stays in cache, and drawing the
+/// changes out removes nothing.
 pub(crate) struct Diff {
-    positions: HashMap<Key, usize, BuildOutPointHasher>,
+    /// Power-of-two sized, at most half full: `(position + 1) << 32 | hash bits`, 0 when empty.
+    table: Vec<u64>,
     slots: Vec<Slot>,
+}
+
+/// The overlay's hash of an outpoint: the set's seeded hash of 8 txid bytes and the vout.
+fn overlay_hash(outpoint: &OutPoint) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = BuildOutPointHasher.build_hasher();
+    std::hash::Hash::hash(&Key::of(outpoint), &mut hasher);
+    hasher.finish()
 }
 
 /// A fast hasher for the per-block overlay: 8 txid bytes and the vout, folded and keyed with a
@@ -61,7 +68,7 @@ impl std::hash::BuildHasher for BuildOutPointHasher {
 impl Diff {
     fn new(capacity: usize) -> Diff {
         Diff {
-            positions: HashMap::with_capacity_and_hasher(capacity, BuildOutPointHasher),
+            table: vec![0; (2 * capacity).next_power_of_two().max(16)],
             slots: Vec::with_capacity(capacity),
         }
     }
@@ -72,21 +79,56 @@ impl Diff {
         outpoint: &OutPoint,
         lookup: &mut impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
     ) -> Result<usize, E> {
-        match self.positions.entry(Key::of(outpoint)) {
-            Entry::Occupied(entry) => Ok(*entry.get()),
-            Entry::Vacant(entry) => {
-                let before = lookup(outpoint)?;
-                let position = self.slots.len();
-                entry.insert(position);
-                self.slots.push(Slot {
-                    outpoint: *outpoint,
-                    before,
-                    after: None,
-                    changed: false,
-                    spent_here: false,
-                });
-                Ok(position)
+        let hash = overlay_hash(outpoint);
+        let bits = hash & 0xffff_ffff;
+        let mask = self.table.len() - 1;
+        // The low bits pick the home; the high bits are kept in the entry (the table is far
+        // smaller than 2^32 entries, so they are independent of the home).
+        #[allow(clippy::cast_possible_truncation)] // Masked to the table's size.
+        let mut i = (hash >> 32) as usize & mask;
+        loop {
+            let entry = self.table[i];
+            if entry == 0 {
+                break;
             }
+            if entry & 0xffff_ffff == bits {
+                #[allow(clippy::cast_possible_truncation)] // Positions were stored from a usize.
+                let position = (entry >> 32) as usize - 1;
+                if self.slots[position].outpoint == *outpoint {
+                    return Ok(position);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+        let before = lookup(outpoint)?;
+        let position = self.slots.len();
+        self.slots.push(Slot {
+            outpoint: *outpoint,
+            before,
+            after: None,
+            changed: false,
+            spent_here: false,
+        });
+        self.table[i] = ((position as u64 + 1) << 32) | bits;
+        if 2 * self.slots.len() > self.table.len() {
+            self.grow();
+        }
+        Ok(position)
+    }
+
+    /// Doubles the table and places every slot again.
+    fn grow(&mut self) {
+        let size = 2 * self.table.len();
+        self.table = vec![0; size];
+        let mask = size - 1;
+        for (position, slot) in self.slots.iter().enumerate() {
+            let hash = overlay_hash(&slot.outpoint);
+            #[allow(clippy::cast_possible_truncation)] // Masked to the table's size.
+            let mut i = (hash >> 32) as usize & mask;
+            while self.table[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.table[i] = ((position as u64 + 1) << 32) | (hash & 0xffff_ffff);
         }
     }
 
@@ -433,6 +475,35 @@ mod tests {
                 assert_eq!(txid(&t, &mut buf), t.compute_txid());
             }
         }
+    }
+
+    /// The overlay finds every touched outpoint again across its growth, including outpoints whose
+    /// txids share their first 8 bytes (equal overlay hashes for equal vouts), and looks each up once.
+    #[test]
+    fn diff_finds_every_touched_outpoint_across_growth() {
+        let mut diff = Diff::new(1);
+        let mut lookups = 0;
+        let outpoints: Vec<OutPoint> = (0..300u32)
+            .map(|i| {
+                let mut txid = [0u8; 32];
+                txid[31] = u8::try_from(i % 7).unwrap();
+                OutPoint::new(Txid::from_byte_array(txid), i / 7)
+            })
+            .collect();
+        for round in 0..2 {
+            for (n, op) in outpoints.iter().enumerate() {
+                let position = diff
+                    .touch(op, &mut |_| {
+                        lookups += 1;
+                        Ok::<_, ()>(None)
+                    })
+                    .unwrap();
+                assert_eq!(position, n, "round {round}");
+                assert_eq!(diff.slots[position].outpoint, *op);
+            }
+        }
+        assert_eq!(lookups, outpoints.len());
+        assert!(diff.table.len() >= 2 * outpoints.len());
     }
 
     proptest! {

@@ -385,9 +385,13 @@ impl UtxoSet {
                 (txids, HashMap::default())
             };
             let lookup = |op: &OutPoint| {
-                Ok::<_, Infallible>(match prefetched.remove(op) {
-                    Some(coin) => coin,
-                    None => self.get(op),
+                Ok::<_, Infallible>(if prefetched.is_empty() {
+                    self.get(op)
+                } else {
+                    match prefetched.remove(op) {
+                        Some(coin) => coin,
+                        None => self.get(op),
+                    }
                 })
             };
             let (diff, undo) = connect::connect(block, &txids, height, &self.params, lookup)
