@@ -130,12 +130,15 @@ pub struct SetOptions {
     /// least [`PARALLEL_MIN_TXS`] transactions compute txids, prefetch spent coins and commit shards
     /// on scoped threads; the rules still run in one deterministic pass.
     ///
-    /// Measured on an idle 2-core machine (`cargo bench -p benches --bench utxo`, 2026-11-25), a
-    /// second thread does **not** pay for the apply itself: 0.93× (mainnet mix, 103k → 96k tx/s)
-    /// and 0.69× (2-in/2-out) of one thread, because the spawn, the prefetch map and the shard
-    /// hand-off cost more than the txids and lookups they spread. Hence the default of 1. The
-    /// second core pays elsewhere: as a MuHash pipeline stage (`track_muhash: false`, 1.16× the
-    /// inline figure) and for concurrent readers (lookups scale 2.03× on 2 threads).
+    /// Measured on this layout (per-transaction records, `cargo bench -p benches --bench utxo`,
+    /// 1M pre-loaded coins, 2026-11-25, 2-core machine with another agent's work on it, load
+    /// 1.1-1.8; 1 thread on its CPU clock, 2 threads on the wall clock), a second thread does **not**
+    /// reliably pay for the apply itself: 2-in/2-out 0.58-0.67× of one thread (418k → 282k and
+    /// 421k → 242k tx/s), mainnet mix 0.77-1.09× (303k → 329k, 246k → 191k tx/s), because the
+    /// spawns, the prefetch map and the shard hand-off cost about what the txids and lookups they
+    /// spread save, and the one-thread path warms the caches for its lookups instead. Hence the
+    /// default of 1. The second core pays elsewhere: as a MuHash pipeline stage
+    /// (`track_muhash: false`) and for concurrent readers.
     pub threads: usize,
 }
 
