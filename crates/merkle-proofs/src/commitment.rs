@@ -1019,22 +1019,37 @@ impl Paged {
             let old = &page.entries;
             let mut merged: Vec<Stored> =
                 Vec::with_capacity(old.len() + w.insert.len() - w.remove.len());
+            // Walk the changes (a few per page), not the page: each is located by a search and
+            // the untouched runs between them are copied whole.
+            let mut at = 0;
             let mut ins = w.insert.iter().peekable();
             let mut rem = w.remove.iter().peekable();
-            for s in old.iter() {
-                while let Some(n) = ins.next_if(|n| *n < s) {
-                    merged.push(*n);
-                }
-                if rem.next_if(|r| *r == s).is_some() {
-                    // A removed entry re-inserted in the same batch.
-                    if let Some(n) = ins.next_if(|n| *n == s) {
-                        merged.push(*n);
+            loop {
+                // A removal goes first, also before an equal insertion: an entry removed and
+                // re-inserted by one batch is dropped here and pushed again next.
+                let removal_first = match (rem.peek(), ins.peek()) {
+                    (None, None) => break,
+                    (Some(r), Some(n)) => cmp_stored(r, n).is_le(),
+                    (Some(_), None) => true,
+                    (None, Some(_)) => false,
+                };
+                if removal_first {
+                    if let Some(r) = rem.next() {
+                        let (pos, found) = match search(old, r) {
+                            Ok(pos) => (pos.max(at), true),
+                            Err(pos) => (pos.max(at), false),
+                        };
+                        merged.extend_from_slice(&old[at..pos]);
+                        at = if found { pos + 1 } else { pos };
                     }
-                    continue;
+                } else if let Some(n) = ins.next() {
+                    let pos = search(old, n).unwrap_or_else(|pos| pos).max(at);
+                    merged.extend_from_slice(&old[at..pos]);
+                    merged.push(*n);
+                    at = pos;
                 }
-                merged.push(*s);
             }
-            merged.extend(ins);
+            merged.extend_from_slice(&old[at..]);
             let old_entries = std::mem::replace(&mut page.entries, merged.into_boxed_slice());
             let old_buckets = std::mem::take(&mut page.buckets);
             page.rehash_reusing(w.page, &old_entries, &old_buckets, &[&w.remove, &w.insert]);

@@ -98,3 +98,52 @@ fn prove_many_into_reuses_the_buffer_and_clears_it_on_error() {
     c.prove_many_into([(op, Some(coin))], &mut proof).unwrap();
     assert_eq!(proof, c.prove(op, Some(coin)).unwrap());
 }
+
+#[test]
+fn a_batch_that_spends_and_recreates_coins_in_one_page_equals_a_rebuild() {
+    let mut rng = common::rng(24);
+    let mut coins = common::coins(&mut rng, 20_000);
+    // One page of 300 coins (several buckets), where most of the batch lands.
+    coins.extend(common::ground_coins(&mut rng, [0x12, 0x34], 300));
+    let mut c = Commitment::from_coins(coins.iter().map(|(o, c)| (o, c))).unwrap();
+    assert!(c.is_paged());
+
+    // Spent: 60 coins of the dense page and 40 elsewhere. Created: 10 of them again unchanged
+    // (removed and re-inserted by the same batch), 10 outpoints again with another amount, 30 new
+    // coins in the dense page and 30 elsewhere.
+    let spent: Vec<(OutPoint, LeafCoin)> = coins[20_000..20_060]
+        .iter()
+        .chain(&coins[..40])
+        .cloned()
+        .collect();
+    let mut created: Vec<(OutPoint, LeafCoin)> = spent[..10].to_vec();
+    for (o, coin) in &spent[10..20] {
+        let mut changed = coin.clone();
+        changed.amount += 1;
+        created.push((*o, changed));
+    }
+    created.extend(common::ground_coins(&mut rng, [0x12, 0x34], 30));
+    created.extend(common::coins(&mut rng, 30));
+    c.apply_changes(
+        created.iter().map(|(o, c)| (o, c)),
+        spent.iter().map(|(o, c)| (o, c)),
+    )
+    .unwrap();
+
+    let mut after: Vec<(OutPoint, LeafCoin)> = coins
+        .iter()
+        .filter(|(o, _)| !spent.iter().any(|(s, _)| s == o))
+        .cloned()
+        .collect();
+    after.extend(created.iter().cloned());
+    assert_eq!(c.len(), after.len());
+    assert_eq!(c.root(), common::reference_root(&after));
+    let rebuilt = Commitment::from_coins(after.iter().map(|(o, c)| (o, c))).unwrap();
+    assert_eq!(c.root(), rebuilt.root());
+    for (o, coin) in created.iter().chain(&coins[20_060..20_080]) {
+        verify(&c.root(), &c.prove(o, Some(coin)).unwrap()).unwrap();
+    }
+    for (o, _) in &spent[20..] {
+        verify(&c.root(), &c.prove::<LeafCoin>(o, None).unwrap()).unwrap();
+    }
+}
