@@ -113,13 +113,19 @@ impl UtxoStats {
     }
 
     /// Adds one coin.
+    ///
+    /// The counters are kept modulo 2^64, so adding and removing are exact inverses and never
+    /// panic. Every figure is exact while its true value stays below 2^64, which a set built by
+    /// valid blocks always does (its total is at most `MAX_MONEY`); only coins inserted by hand
+    /// with amounts far above `MAX_MONEY` can wrap `total_amount`.
     pub fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin, buf: &mut Vec<u8>) {
-        self.txouts += 1;
-        self.bogosize += bogosize(coin);
-        self.total_amount = self
-            .total_amount
-            .checked_add(coin.amount)
-            .expect("the set's total stays below MAX_MONEY times the coin count");
+        self.txouts = self.txouts.wrapping_add(1);
+        self.bogosize = self.bogosize.wrapping_add(bogosize(coin));
+        self.total_amount = Amount::from_sat(
+            self.total_amount
+                .to_sat()
+                .wrapping_add(coin.amount.to_sat()),
+        );
         if let Some(m) = &mut self.muhash {
             buf.clear();
             txout_ser(outpoint, coin, buf);
@@ -127,20 +133,15 @@ impl UtxoStats {
         }
     }
 
-    /// Removes one coin (which must have been added).
+    /// Removes one coin (which should have been added; see [`UtxoStats::add_coin`] on wrapping).
     pub fn remove_coin(&mut self, outpoint: &OutPoint, coin: &Coin, buf: &mut Vec<u8>) {
-        self.txouts = self
-            .txouts
-            .checked_sub(1)
-            .expect("removing a coin that was counted");
-        self.bogosize = self
-            .bogosize
-            .checked_sub(bogosize(coin))
-            .expect("removing a coin that was counted");
-        self.total_amount = self
-            .total_amount
-            .checked_sub(coin.amount)
-            .expect("removing a coin that was counted");
+        self.txouts = self.txouts.wrapping_sub(1);
+        self.bogosize = self.bogosize.wrapping_sub(bogosize(coin));
+        self.total_amount = Amount::from_sat(
+            self.total_amount
+                .to_sat()
+                .wrapping_sub(coin.amount.to_sat()),
+        );
         if let Some(m) = &mut self.muhash {
             buf.clear();
             txout_ser(outpoint, coin, buf);
@@ -169,6 +170,40 @@ impl UtxoStats {
 mod tests {
     use super::*;
     use bitcoin::ScriptBuf;
+
+    #[test]
+    fn hand_inserted_amounts_past_u64_neither_panic_nor_drift() {
+        let set = crate::UtxoSet::new();
+        let start = set.stats();
+        let huge = Coin {
+            amount: Amount::from_sat(u64::MAX),
+            height: 1,
+            is_coinbase: false,
+            script_pubkey: ScriptBuf::from_bytes(vec![0x51]),
+        };
+        let outpoints: Vec<OutPoint> = (0..3)
+            .map(|vout| OutPoint {
+                txid: bitcoin::Txid::from_byte_array([7; 32]),
+                vout,
+            })
+            .collect();
+        for op in &outpoints {
+            set.insert(*op, huge.clone());
+        }
+        assert_eq!(set.stats().txouts, 3);
+        // 3 × (2^64 − 1) modulo 2^64.
+        assert_eq!(set.stats().total_amount.to_sat(), u64::MAX - 2);
+        for op in &outpoints {
+            assert_eq!(set.remove(op), Some(huge.clone()));
+        }
+        assert_eq!(set.stats(), start, "adding and removing are exact inverses");
+
+        // Removing a coin that was never counted does not panic either.
+        let mut stats = UtxoStats::new(false);
+        stats.remove_coin(&outpoints[0], &huge, &mut Vec::new());
+        stats.add_coin(&outpoints[0], &huge, &mut Vec::new());
+        assert_eq!(stats, UtxoStats::new(false));
+    }
 
     #[test]
     fn compact_size_boundaries() {
