@@ -50,8 +50,15 @@ pub enum DecodeError {
 /// assert_eq!(out, [0x80, 0x80, 0x00]);
 /// assert_eq!(utxo_core::compress::read_varint(&mut &out[..]), Ok(16_512));
 /// ```
-pub fn write_varint(mut n: u64, out: &mut Vec<u8>) {
-    let mut tmp = [0u8; 10];
+pub fn write_varint(n: u64, out: &mut Vec<u8>) {
+    write_varint_wide(u128::from(n), out);
+}
+
+/// [`write_varint`] on 128 bits (Core's `VARINT` is defined for any width; the set's records use
+/// it for their 64-bit output bitmaps plus flags).
+#[allow(clippy::cast_possible_truncation)] // 7 bits at a time.
+pub(crate) fn write_varint_wide(mut n: u128, out: &mut Vec<u8>) {
+    let mut tmp = [0u8; 19];
     let mut len = 0;
     loop {
         tmp[len] = (n & 0x7f) as u8 | if len > 0 { 0x80 } else { 0 };

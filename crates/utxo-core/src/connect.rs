@@ -12,6 +12,7 @@ use crate::coin::{Coin, is_unspendable};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::{COINBASE_MATURITY, ChainParams};
 use crate::shard::Key;
+use crate::stats::write_compact_size;
 use crate::undo::{BlockUndo, TxUndo};
 
 /// A rule violation, or a failure of the coin source.
@@ -205,26 +206,6 @@ pub(crate) fn txid(tx: &Transaction, buf: &mut Vec<u8>) -> Txid {
     }
     buf.extend_from_slice(&tx.lock_time.to_consensus_u32().to_le_bytes());
     Txid::from_byte_array(sha256d::Hash::hash(buf).to_byte_array())
-}
-
-/// Bitcoin's `CompactSize` length prefix.
-#[allow(clippy::cast_possible_truncation)] // Each arm's range fits its width.
-fn write_compact_size(n: u64, out: &mut Vec<u8>) {
-    match n {
-        0..=0xfc => out.push(n as u8),
-        0xfd..=0xffff => {
-            out.push(0xfd);
-            out.extend_from_slice(&(n as u16).to_le_bytes());
-        }
-        0x1_0000..=0xffff_ffff => {
-            out.push(0xfe);
-            out.extend_from_slice(&(n as u32).to_le_bytes());
-        }
-        _ => {
-            out.push(0xff);
-            out.extend_from_slice(&n.to_le_bytes());
-        }
-    }
 }
 
 fn add_money(a: Amount, b: Amount) -> Option<Amount> {

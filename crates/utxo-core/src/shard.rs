@@ -26,7 +26,7 @@ use crate::arena::{Arena, Handle};
 use crate::coin::Coin;
 use crate::compress::{
     compress_amount, decompress_amount, read_compressed_script, write_compressed_script,
-    write_varint,
+    write_varint, write_varint_wide,
 };
 use crate::index::Index;
 use bitcoin::Amount;
@@ -131,22 +131,6 @@ fn varint128(b: &[u8], pos: &mut usize) -> u128 {
     }
 }
 
-/// Appends `n` as a Core-style `VARINT` (the encoding of [`write_varint`], on 128 bits).
-#[allow(clippy::cast_possible_truncation)] // 7 bits at a time.
-fn write_varint128(mut n: u128, out: &mut Vec<u8>) {
-    let mut tmp = [0u8; 19];
-    let mut len = 0;
-    loop {
-        tmp[len] = (n & 0x7f) as u8 | if len > 0 { 0x80 } else { 0 };
-        if n <= 0x7f {
-            break;
-        }
-        n = (n >> 7) - 1;
-        len += 1;
-    }
-    out.extend(tmp[..=len].iter().rev());
-}
-
 /// A 32-bit field (codes, groups) read as a `VARINT`; this module writes them from `u32`s.
 fn varint32(b: &[u8], pos: &mut usize) -> u32 {
     u32::try_from(varint(b, pos)).unwrap_or(u32::MAX)
@@ -215,7 +199,7 @@ fn write_head(txid: &[u8; 32], live: u64, group: u32, code: Option<u32>, out: &m
     if code.is_none() {
         mask |= FLAG_CODES;
     }
-    write_varint128(mask, out);
+    write_varint_wide(mask, out);
     if group != 0 {
         write_varint(u64::from(group), out);
     }

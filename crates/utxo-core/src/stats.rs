@@ -21,8 +21,9 @@ pub fn txout_ser(outpoint: &OutPoint, coin: &Coin, out: &mut Vec<u8>) {
     out.extend_from_slice(script);
 }
 
+/// Bitcoin's `CompactSize` length prefix (also used to serialize transactions for their txids).
 #[allow(clippy::cast_possible_truncation)] // Each arm's range fits its width.
-fn write_compact_size(n: u64, out: &mut Vec<u8>) {
+pub(crate) fn write_compact_size(n: u64, out: &mut Vec<u8>) {
     match n {
         0..=0xfc => out.push(n as u8),
         0xfd..=0xffff => {
