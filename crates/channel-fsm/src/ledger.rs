@@ -1336,22 +1336,34 @@ mod tests {
         ));
     }
 
+    /// `n` in-memory signers seeded `first..first + n`, and their state keys in the default backend.
+    fn state_signers(
+        n: usize,
+        first: u8,
+    ) -> (
+        Vec<crate::signer::InMemorySigner>,
+        Vec<<DefaultBackend as SigBackend>::XOnlyPublic>,
+    ) {
+        use crate::signer::{InMemorySigner, Signer};
+        let signers: Vec<InMemorySigner> = (0..n)
+            .map(|i| InMemorySigner::from_seed([u8::try_from(i).expect("small") + first; 32]))
+            .collect();
+        let keys = signers
+            .iter()
+            .map(|s| {
+                DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()).expect("key")
+            })
+            .collect();
+        (signers, keys)
+    }
+
     #[test]
     fn parallel_state_verification_finds_the_lowest_bad_signature() {
-        use crate::signer::{InMemorySigner, Signer};
+        use crate::signer::Signer;
         let id = [9u8; 32];
         let root = [3u8; 32];
         for n in [2usize, PARALLEL_VERIFY_MIN - 1, PARALLEL_VERIFY_MIN, 16] {
-            let signers: Vec<InMemorySigner> = (0..n)
-                .map(|i| InMemorySigner::from_seed([u8::try_from(i).expect("small") + 1; 32]))
-                .collect();
-            let keys: Vec<_> = signers
-                .iter()
-                .map(|s| {
-                    DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize())
-                        .expect("key")
-                })
-                .collect();
+            let (signers, keys) = state_signers(n, 1);
             let digest = state_digest(&id, 5, &root);
             let mut sigs: Vec<[u8; 64]> = signers.iter().map(|s| s.sign_state(&digest)).collect();
             for threads in [1, 2, 3, VERIFY_THREADS_MAX + 1] {
@@ -1396,16 +1408,8 @@ mod tests {
 
     #[test]
     fn batches_of_states_report_the_first_bad_signature() {
-        use crate::signer::{InMemorySigner, Signer};
-        let signers: Vec<InMemorySigner> = (0..5u8)
-            .map(|i| InMemorySigner::from_seed([i + 40; 32]))
-            .collect();
-        let keys: Vec<_> = signers
-            .iter()
-            .map(|s| {
-                DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()).expect("key")
-            })
-            .collect();
+        use crate::signer::Signer;
+        let (signers, keys) = state_signers(5, 40);
         let ids = [[1u8; 32], [2u8; 32], [3u8; 32]];
         let root = [7u8; 32];
         let mut sigs: Vec<Vec<[u8; 64]>> = ids
@@ -1466,17 +1470,9 @@ mod tests {
 
     #[test]
     fn a_pool_shared_by_several_callers_gives_each_its_own_result() {
-        use crate::signer::{InMemorySigner, Signer};
+        use crate::signer::Signer;
         let n = PARALLEL_VERIFY_MIN;
-        let signers: Vec<InMemorySigner> = (0..n)
-            .map(|i| InMemorySigner::from_seed([u8::try_from(i).expect("small") + 60; 32]))
-            .collect();
-        let keys: Vec<_> = signers
-            .iter()
-            .map(|s| {
-                DefaultBackend::parse_xonly_public(&s.keys().state_key.serialize()).expect("key")
-            })
-            .collect();
+        let (signers, keys) = state_signers(n, 60);
         let id = [5u8; 32];
         let root = [6u8; 32];
         let digest = state_digest(&id, 1, &root);
