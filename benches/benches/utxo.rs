@@ -9,6 +9,10 @@
 //! again (not timed), so every iteration starts from the same set; the disconnect benchmark times the
 //! other half.
 //!
+//! `set_txids_precomputed/1thread` is `set/1thread` with each block's txids computed before the
+//! timer starts (`UtxoSet::apply_block_with_txids`), as a parser computing them while decoding
+//! would hand them over; the txid cost itself is `utxo_apply/txid_only/1thread`.
+//!
 //! Threads: `set/2threads` is utxo-core's own parallel apply (`SetOptions::threads = 2`: txids,
 //! prefetch of spent coins and the shard commit on scoped threads). `set_muhash_pipeline/2threads` is
 //! the design's pipeline: the set (MuHash not tracked inside it) applies blocks on one core while a
@@ -71,6 +75,8 @@ struct Workload {
     chain: SynthChain,
     first: u32,
     blocks: Vec<Block>,
+    /// Each block's txids, computed once beforehand (for `set_txids_precomputed`).
+    txids: Vec<Vec<Txid>>,
     counts: ChainCounts,
 }
 
@@ -93,10 +99,12 @@ impl Workload {
             counts.spent,
             counts.created
         );
+        let txids = blocks.iter().map(utxo_core::block_txids).collect();
         Workload {
             chain,
             first,
             blocks,
+            txids,
             counts,
         }
     }
@@ -134,6 +142,18 @@ impl Workload {
     fn apply(&self, set: &UtxoSet) -> Vec<BlockUndo> {
         self.heights()
             .map(|(h, b)| set.apply_block(b, h).expect("synthetic block applies"))
+            .collect()
+    }
+
+    /// Applies with the txids computed beforehand (`UtxoSet::apply_block_with_txids`): the set's
+    /// own work without hashing transactions (`txid_only` reports that cost).
+    fn apply_with_txids(&self, set: &UtxoSet) -> Vec<BlockUndo> {
+        self.heights()
+            .zip(&self.txids)
+            .map(|((h, b), txids)| {
+                set.apply_block_with_txids(b, txids, h)
+                    .expect("synthetic block applies")
+            })
             .collect()
     }
 
@@ -232,6 +252,15 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
     group.throughput(Throughput::Elements(w.counts.txs));
     group.bench_function(BenchmarkId::new("set", "1thread"), |b| {
         b.iter_custom(|iters| timed_set(iters, || w.apply(&set), |u| w.disconnect(&set, &u)));
+    });
+    group.bench_function(BenchmarkId::new("set_txids_precomputed", "1thread"), |b| {
+        b.iter_custom(|iters| {
+            timed_set(
+                iters,
+                || w.apply_with_txids(&set),
+                |u| w.disconnect(&set, &u),
+            )
+        });
     });
     {
         // utxo-core's parallel apply: txids, prefetch and shard commit on 2 scoped threads.

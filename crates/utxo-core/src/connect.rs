@@ -179,8 +179,16 @@ impl Diff {
     }
 }
 
-/// The block's transaction ids, in order.
-pub(crate) fn txids(block: &Block) -> Vec<Txid> {
+/// The block's transaction ids, in order: the same as [`Transaction::compute_txid`] of each, each
+/// serialized into one reused buffer and hashed in one call. Compute them where the block is
+/// parsed (on another thread, say) and hand them to
+/// [`UtxoSet::apply_block_with_txids`](crate::UtxoSet::apply_block_with_txids).
+///
+/// ```
+/// let block = bitcoin::constants::genesis_block(bitcoin::Network::Bitcoin);
+/// assert_eq!(utxo_core::block_txids(&block), [block.txdata[0].compute_txid()]);
+/// ```
+pub fn txids(block: &Block) -> Vec<Txid> {
     let mut buf = Vec::with_capacity(1024);
     block.txdata.iter().map(|tx| txid(tx, &mut buf)).collect()
 }

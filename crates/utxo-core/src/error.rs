@@ -104,6 +104,30 @@ pub enum ApplyError {
         /// Subsidy plus fees.
         allowed: Amount,
     },
+    /// The transaction ids given with a block (see [`crate::UtxoSet::apply_block_with_txids`])
+    /// are not one per transaction.
+    #[error("block {block}: {txids} txids given for {transactions} transactions")]
+    TxidCount {
+        /// The block.
+        block: BlockHash,
+        /// How many txids were given.
+        txids: usize,
+        /// How many transactions the block has.
+        transactions: usize,
+    },
+    /// A transaction id given with a block is not the transaction's (checked in debug builds
+    /// only; see [`crate::UtxoSet::apply_block_with_txids`]).
+    #[error("block {block}: txid given for transaction {index} is {given}, not {computed}")]
+    TxidMismatch {
+        /// The block.
+        block: BlockHash,
+        /// The transaction's position in the block.
+        index: usize,
+        /// The txid given.
+        given: Txid,
+        /// The transaction's txid.
+        computed: Txid,
+    },
     /// BIP30: a transaction would overwrite an unspent output with the same outpoint.
     #[error("transaction {txid} would overwrite unspent output {outpoint} (BIP30)")]
     Bip30Overwrite {

@@ -38,6 +38,7 @@ pub use cache::{CacheError, CoinCache, CoinStore, FlushBatch, MemoryStore};
 pub use changes::ChangeSet;
 pub use coin::{Coin, SCRIPT_SIZE_MAX, is_unspendable};
 pub use compress::DecodeError;
+pub use connect::txids as block_txids;
 pub use error::{ApplyError, DisconnectError};
 pub use params::{COINBASE_MATURITY, ChainParams};
 pub use set::{

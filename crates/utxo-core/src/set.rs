@@ -363,6 +363,70 @@ impl UtxoSet {
     /// # Errors
     /// See [`UtxoSet::apply_block`].
     pub fn connect_block(&self, block: &Block, height: u32) -> Result<Connected, ApplyError> {
+        self.connect_inner(block, None, height)
+    }
+
+    /// Like [`UtxoSet::apply_block`] with the block's transaction ids computed beforehand (as
+    /// Bitcoin Core does when it deserializes a transaction), e.g. by the parser on another
+    /// thread with [`block_txids`](crate::block_txids). The set then spends no time hashing.
+    ///
+    /// The caller vouches for `txids`: `txids[i]` must be the id of `block.txdata[i]`. Their
+    /// count is always checked; in debug builds each is recomputed and compared as well. Wrong
+    /// ids in a release build would file the block's new coins under those ids.
+    ///
+    /// # Errors
+    /// See [`UtxoSet::apply_block`]; [`ApplyError::TxidCount`] when `txids` does not have one id
+    /// per transaction, and (debug builds) [`ApplyError::TxidMismatch`] for a wrong id.
+    pub fn apply_block_with_txids(
+        &self,
+        block: &Block,
+        txids: &[Txid],
+        height: u32,
+    ) -> Result<BlockUndo, ApplyError> {
+        self.connect_block_with_txids(block, txids, height)
+            .map(|c| c.undo)
+    }
+
+    /// Like [`UtxoSet::connect_block`] with the transaction ids computed beforehand; see
+    /// [`UtxoSet::apply_block_with_txids`].
+    ///
+    /// # Errors
+    /// See [`UtxoSet::apply_block_with_txids`].
+    pub fn connect_block_with_txids(
+        &self,
+        block: &Block,
+        txids: &[Txid],
+        height: u32,
+    ) -> Result<Connected, ApplyError> {
+        if txids.len() != block.txdata.len() {
+            return Err(ApplyError::TxidCount {
+                block: block.block_hash(),
+                txids: txids.len(),
+                transactions: block.txdata.len(),
+            });
+        }
+        #[cfg(debug_assertions)]
+        {
+            let computed = connect::txids(block);
+            if let Some(index) = (0..txids.len()).find(|&i| txids[i] != computed[i]) {
+                return Err(ApplyError::TxidMismatch {
+                    block: block.block_hash(),
+                    index,
+                    given: txids[index],
+                    computed: computed[index],
+                });
+            }
+        }
+        self.connect_inner(block, Some(txids), height)
+    }
+
+    /// Connects `block`, with its txids when the caller has them.
+    fn connect_inner(
+        &self,
+        block: &Block,
+        given: Option<&[Txid]>,
+        height: u32,
+    ) -> Result<Connected, ApplyError> {
         let _writer = lock(&self.writer);
         let hash = block.block_hash();
         if let Some((best, best_height)) = self.best_block()
@@ -380,11 +444,20 @@ impl UtxoSet {
             (BlockUndo::default(), ChangeSet::default())
         } else {
             let parallel = self.threads > 1 && block.txdata.len() >= PARALLEL_MIN_TXS;
+            let computed;
             let (txids, mut prefetched) = if parallel {
-                (self.parallel_txids(block), self.prefetch(block))
+                computed = match given {
+                    Some(_) => Vec::new(),
+                    None => self.parallel_txids(block),
+                };
+                (given.unwrap_or(&computed), self.prefetch(block))
             } else {
-                let txids = connect::txids(block);
-                self.warm(block, &txids);
+                computed = match given {
+                    Some(_) => Vec::new(),
+                    None => connect::txids(block),
+                };
+                let txids = given.unwrap_or(&computed);
+                self.warm(block, txids);
                 (txids, HashMap::default())
             };
             let lookup = |op: &OutPoint| {
@@ -397,7 +470,7 @@ impl UtxoSet {
                     }
                 })
             };
-            let (diff, undo) = connect::connect(block, &txids, height, &self.params, lookup)
+            let (diff, undo) = connect::connect(block, txids, height, &self.params, lookup)
                 .map_err(|f| match f {
                     Failure::Rule(e) => e,
                     Failure::Lookup(never) => match never {},

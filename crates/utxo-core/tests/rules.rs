@@ -356,6 +356,57 @@ fn genesis_coinbase_is_never_added() {
     }));
 }
 
+/// Txids computed beforehand give the same undo, changes and set as `apply_block`; a wrong count
+/// is refused and, in debug builds, so is a wrong txid, the set unchanged either way.
+#[test]
+fn precomputed_txids_apply_like_apply_block_and_are_checked() {
+    let (plain, blocks) = chain(101);
+    let (given, _) = chain(101);
+    let b = next(
+        &plain,
+        vec![
+            spend(&[cb_out(&blocks, 1)], &[COIN, 2 * COIN], 1),
+            spend(&[cb_out(&blocks, 2)], &[3 * COIN], 2),
+        ],
+    );
+    let h = plain.best_block().unwrap().1 + 1;
+    let txids = utxo_core::block_txids(&b);
+    let expected: Vec<_> = b.txdata.iter().map(|tx| tx.compute_txid()).collect();
+    assert_eq!(txids, expected);
+    let before = snapshot(&given);
+    assert_eq!(
+        given.connect_block_with_txids(&b, &txids[1..], h),
+        Err(ApplyError::TxidCount {
+            block: b.block_hash(),
+            txids: 2,
+            transactions: 3,
+        })
+    );
+    assert_eq!(snapshot(&given), before);
+    if cfg!(debug_assertions) {
+        let mut wrong = txids.clone();
+        wrong.swap(1, 2);
+        assert_eq!(
+            given.apply_block_with_txids(&b, &wrong, h),
+            Err(ApplyError::TxidMismatch {
+                block: b.block_hash(),
+                index: 1,
+                given: txids[2],
+                computed: txids[1],
+            })
+        );
+        assert_eq!(snapshot(&given), before);
+    }
+    let connected = plain.connect_block(&b, h).unwrap();
+    assert_eq!(
+        given.connect_block_with_txids(&b, &txids, h),
+        Ok(connected.clone())
+    );
+    assert_eq!(snapshot(&given), snapshot(&plain));
+    given.disconnect_block(&b, h, &connected.undo).unwrap();
+    assert_eq!(snapshot(&given), before);
+}
+
 /// One step of a random chain: spend some coins of the model pool, possibly breaking a rule.
 #[derive(Debug, Clone)]
 struct Step {
