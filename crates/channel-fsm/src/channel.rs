@@ -377,6 +377,115 @@ struct State {
     next_record_id: u64,
 }
 
+/// [`State`] after its first field (`config`), borrowed. postcard writes a struct as its fields in
+/// order with nothing around them, so `postcard(config) || postcard(StateTail)` is exactly
+/// `postcard(State)`: records keep their format while the configuration, which never changes after
+/// opening, is encoded (and hashed) once per channel instead of on every transition.
+#[derive(Serialize)]
+struct StateTail<'a> {
+    me: &'a u16,
+    channel_id: &'a ChannelId,
+    phase: &'a Phase,
+    ledger: &'a Ledger,
+    root: &'a [u8; 32],
+    complete: &'a bool,
+    prev_points: &'a [PublicKey],
+    points: &'a [PublicKey],
+    next_points: &'a [PublicKey],
+    my_commitment_sigs: &'a [Sig],
+    state_sigs: &'a [Sig],
+    pending: &'a Option<Pending>,
+    revoked_prev: &'a [bool],
+    secrets: &'a [SecretStore],
+    funding_height: &'a Option<u32>,
+    funding_deadline: &'a u32,
+    height: &'a u32,
+    close: &'a Option<CloseState>,
+    onchain: &'a Option<OnChain>,
+    last_sent: &'a [(u16, Message)],
+    next_record_id: &'a u64,
+}
+
+impl<'a> StateTail<'a> {
+    fn of(state: &'a State) -> Self {
+        // Exhaustive: a field added to State without being added here does not compile.
+        let State {
+            config: _,
+            me,
+            channel_id,
+            phase,
+            ledger,
+            root,
+            complete,
+            prev_points,
+            points,
+            next_points,
+            my_commitment_sigs,
+            state_sigs,
+            pending,
+            revoked_prev,
+            secrets,
+            funding_height,
+            funding_deadline,
+            height,
+            close,
+            onchain,
+            last_sent,
+            next_record_id,
+        } = state;
+        StateTail {
+            me,
+            channel_id,
+            phase,
+            ledger,
+            root,
+            complete,
+            prev_points,
+            points,
+            next_points,
+            my_commitment_sigs,
+            state_sigs,
+            pending,
+            revoked_prev,
+            secrets,
+            funding_height,
+            funding_deadline,
+            height,
+            close,
+            onchain,
+            last_sent,
+            next_record_id,
+        }
+    }
+}
+
+/// The start of every record of a channel: the version byte and the encoded configuration, and
+/// the checksum's hasher after them (derived from the configuration, not persisted).
+#[derive(Clone)]
+struct RecordPrefix {
+    bytes: Vec<u8>,
+    hasher: blake3::Hasher,
+}
+
+impl std::fmt::Debug for RecordPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordPrefix")
+            .field("len", &self.bytes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RecordPrefix {
+    fn new(config: &ChannelConfig) -> Self {
+        let mut bytes = vec![RECORD_VERSION];
+        // Serializing plain data into a Vec cannot fail.
+        bytes.extend(postcard::to_stdvec(config).unwrap_or_default());
+        let mut hasher = blake3::Hasher::new();
+        hasher.update(&bytes);
+        Self { bytes, hasher }
+    }
+}
+
 /// One participant's channel.
 #[derive(Debug, Clone)]
 pub struct Channel<S: Signer> {
@@ -392,6 +501,8 @@ pub struct Channel<S: Signer> {
     funding_out: TxOut,
     /// Sends waiting for their record to be persisted.
     held: Vec<(u64, Vec<Action>)>,
+    /// The configuration's part of every record (see [`StateTail`]); shared by clones.
+    record_prefix: std::sync::Arc<RecordPrefix>,
 }
 
 /// A channel's state and held sends without its derived tree: a cheap way to undo a successful
@@ -524,6 +635,7 @@ impl<S: Signer> Channel<S> {
         };
         let funding_script = FundingScript::new(&state.config.params.participants)?;
         let payouts = tx::payout_scripts(&state.config.params.participants)?;
+        let record_prefix = std::sync::Arc::new(RecordPrefix::new(&state.config));
         let mut ch = Channel {
             state,
             signer,
@@ -533,6 +645,7 @@ impl<S: Signer> Channel<S> {
             payouts,
             funding_out,
             held: Vec::new(),
+            record_prefix,
         };
         let mut next = ch.state.clone();
         let mut out = Vec::new();
@@ -633,6 +746,7 @@ impl<S: Signer> Channel<S> {
             latest,
         )?;
         let payouts = tx::payout_scripts(&state.config.params.participants)?;
+        let record_prefix = std::sync::Arc::new(RecordPrefix::new(&state.config));
         Ok(Channel {
             state,
             signer,
@@ -642,16 +756,23 @@ impl<S: Signer> Channel<S> {
             payouts,
             funding_out,
             held: Vec::new(),
+            record_prefix,
         })
     }
 
     /// Record layout: version byte, postcard body, first [`RECORD_CHECKSUM_LEN`] bytes of
     /// blake3(version byte || body).
-    fn encode_record(state: &State) -> Vec<u8> {
-        let mut out = vec![RECORD_VERSION];
+    ///
+    /// The version byte and the configuration come encoded and hashed from `prefix` (built from
+    /// `state.config`, which never changes): the same bytes as encoding the whole state.
+    fn encode_record(prefix: &RecordPrefix, state: &State) -> Vec<u8> {
+        let mut out = Vec::with_capacity(prefix.bytes.len() + 1024);
+        out.extend_from_slice(&prefix.bytes);
         // Serializing plain data into a Vec cannot fail.
-        out.extend(postcard::to_stdvec(state).unwrap_or_default());
-        let sum = blake3::hash(&out);
+        let mut out = postcard::to_extend(&StateTail::of(state), out).unwrap_or_default();
+        let mut hasher = prefix.hasher.clone();
+        hasher.update(out.get(prefix.bytes.len()..).unwrap_or_default());
+        let sum = hasher.finalize();
         out.extend_from_slice(&sum.as_bytes()[..RECORD_CHECKSUM_LEN]);
         out
     }
@@ -661,7 +782,7 @@ impl<S: Signer> Channel<S> {
     fn commit(&mut self, mut next: State, actions: Vec<Action>) -> Vec<Action> {
         let record_id = next.next_record_id;
         next.next_record_id += 1;
-        let record = Self::encode_record(&next);
+        let record = Self::encode_record(&self.record_prefix, &next);
         self.state = next;
         let (sends, rest): (Vec<Action>, Vec<Action>) = actions
             .into_iter()
@@ -713,7 +834,7 @@ impl<S: Signer> Channel<S> {
 
     /// The encoded record of the current state (what the last Persist carried, or will).
     pub fn record(&self) -> Vec<u8> {
-        Self::encode_record(&self.state)
+        Self::encode_record(&self.record_prefix, &self.state)
     }
 
     /// Current phase.

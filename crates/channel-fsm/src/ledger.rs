@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
 
 use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
@@ -185,11 +185,21 @@ fn tagged(tag: &str) -> sha256::HashEngine {
     e
 }
 
+/// [`tagged`] computed once per process (the engine after the 64-byte tag prefix: two SHA256
+/// compressions saved per digest).
+fn tagged_cached(cell: &'static OnceLock<sha256::HashEngine>, tag: &str) -> sha256::HashEngine {
+    cell.get_or_init(|| tagged(tag)).clone()
+}
+
+static TRANSFER_TAG: OnceLock<sha256::HashEngine> = OnceLock::new();
+static STATE_TAG: OnceLock<sha256::HashEngine> = OnceLock::new();
+static OUTPUT_TAG: OnceLock<sha256::HashEngine> = OnceLock::new();
+
 impl Transfer {
     /// The BIP340-style tagged hash the sender signs: tag `channel-fsm/transfer`, over the channel id,
     /// the version the transfer applies to (the current version), sender, inputs and outputs.
     pub fn digest(&self, channel_id: &ChannelId, base_version: u64) -> [u8; 32] {
-        let mut e = tagged("channel-fsm/transfer");
+        let mut e = tagged_cached(&TRANSFER_TAG, "channel-fsm/transfer");
         e.input(channel_id);
         e.input(&base_version.to_le_bytes());
         e.input(&self.sender.to_le_bytes());
@@ -210,7 +220,7 @@ impl Transfer {
 /// The tagged hash every participant signs for a state version: tag `channel-fsm/state`, over
 /// (channel id, version, state root).
 pub fn state_digest(channel_id: &ChannelId, version: u64, root: &[u8; 32]) -> [u8; 32] {
-    let mut e = tagged("channel-fsm/state");
+    let mut e = tagged_cached(&STATE_TAG, "channel-fsm/state");
     e.input(channel_id);
     e.input(&version.to_le_bytes());
     e.input(root);
@@ -633,7 +643,7 @@ pub struct Ledger {
 /// of (channel id, creating version, index), vout = index. Outputs of different channels or
 /// versions never share an outpoint.
 pub fn output_outpoint(channel_id: &ChannelId, id: &OutputId) -> OutPoint {
-    let mut e = tagged("channel-fsm/output");
+    let mut e = tagged_cached(&OUTPUT_TAG, "channel-fsm/output");
     e.input(channel_id);
     e.input(&id.version.to_le_bytes());
     e.input(&id.index.to_le_bytes());
@@ -1494,6 +1504,40 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn digests_are_tagged_hashes_of_their_fields() {
+        // The cached tag engines give BIP340-style tagged hashes, computed here from scratch.
+        fn tagged_hash(tag: &str, data: &[u8]) -> [u8; 32] {
+            let t = sha256::Hash::hash(tag.as_bytes()).to_byte_array();
+            let mut all = t.to_vec();
+            all.extend_from_slice(&t);
+            all.extend_from_slice(data);
+            sha256::Hash::hash(&all).to_byte_array()
+        }
+        for _ in 0..2 {
+            let mut data = [7u8; 32].to_vec();
+            data.extend_from_slice(&9u64.to_le_bytes());
+            data.extend_from_slice(&[3u8; 32]);
+            assert_eq!(
+                state_digest(&[7; 32], 9, &[3; 32]),
+                tagged_hash("channel-fsm/state", &data)
+            );
+            let id = OutputId {
+                version: 4,
+                index: 2,
+            };
+            let mut data = [7u8; 32].to_vec();
+            data.extend_from_slice(&4u64.to_le_bytes());
+            data.extend_from_slice(&2u32.to_le_bytes());
+            let op = output_outpoint(&[7; 32], &id);
+            assert_eq!(
+                op.txid.to_byte_array(),
+                tagged_hash("channel-fsm/output", &data)
+            );
+            assert_eq!(op.vout, 2);
+        }
     }
 
     #[test]

@@ -83,11 +83,12 @@ pub struct InMemorySigner {
 /// Number of per-commitment secrets [`InMemorySigner`] remembers.
 const RECENT_SECRETS_MAX: usize = 4;
 
-/// A tiny memo of (commitment number, secret), oldest replaced first.
-#[derive(Default)]
+/// A tiny memo of (commitment number, secret), oldest replaced first, and the shachain walk that
+/// makes a new secret cost ~2 SHA256 ([`keys::SecretChain`]).
 struct RecentSecrets {
     entries: [Option<(u64, [u8; 32])>; RECENT_SECRETS_MAX],
     next: usize,
+    chain: keys::SecretChain,
 }
 
 impl std::fmt::Debug for InMemorySigner {
@@ -140,7 +141,11 @@ impl InMemorySigner {
             funding_fast,
             shachain_seed,
             keys,
-            recent_secrets: Arc::new(Mutex::new(RecentSecrets::default())),
+            recent_secrets: Arc::new(Mutex::new(RecentSecrets {
+                entries: [None; RECENT_SECRETS_MAX],
+                next: 0,
+                chain: keys::SecretChain::new(shachain_seed),
+            })),
         }
     }
 
@@ -166,18 +171,17 @@ impl Signer for InMemorySigner {
         let index = keys::INDEX_START
             .checked_sub(number)
             .ok_or(KeyError::IndexOutOfRange { index: number })?;
-        // A poisoned memo (a panic elsewhere while holding it) is only skipped.
-        if let Ok(memo) = self.recent_secrets.lock()
-            && let Some((_, secret)) = memo.entries.iter().flatten().find(|(n, _)| *n == number)
-        {
+        // A poisoned memo (a panic elsewhere while holding it) is only bypassed.
+        let Ok(mut memo) = self.recent_secrets.lock() else {
+            return keys::per_commitment_secret(&self.shachain_seed, index);
+        };
+        if let Some((_, secret)) = memo.entries.iter().flatten().find(|(n, _)| *n == number) {
             return Ok(*secret);
         }
-        let secret = keys::per_commitment_secret(&self.shachain_seed, index)?;
-        if let Ok(mut memo) = self.recent_secrets.lock() {
-            let slot = memo.next;
-            memo.entries[slot] = Some((number, secret));
-            memo.next = (slot + 1) % RECENT_SECRETS_MAX;
-        }
+        let secret = memo.chain.secret(index)?;
+        let slot = memo.next;
+        memo.entries[slot] = Some((number, secret));
+        memo.next = (slot + 1) % RECENT_SECRETS_MAX;
         Ok(secret)
     }
     fn sign_funding_spend(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64] {
