@@ -331,7 +331,7 @@ impl<S: CoinStore> CoinCache<S> {
         let (undo, changes) = if height == 0 {
             (BlockUndo::default(), ChangeSet::default())
         } else {
-            let (diff, undo) =
+            let (mut diff, pending) =
                 connect::connect(block, &connect::txids(block), height, &self.params, |op| {
                     self.get(op)
                 })
@@ -339,7 +339,9 @@ impl<S: CoinStore> CoinCache<S> {
                     Failure::Rule(e) => CacheError::Apply(e),
                     Failure::Lookup(e) => e,
                 })?;
-            (undo, diff.into_changes())
+            let mut drawn = diff.take_changes();
+            let undo = pending.finish(block, &diff, &mut drawn, false);
+            (undo, drawn.changes)
         };
         {
             let mut inner = lock(&self.inner);

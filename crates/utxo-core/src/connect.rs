@@ -150,32 +150,133 @@ impl Diff {
         slot.changed = true;
     }
 
-    /// Removes the coin of a touched slot, as spent by an input of this block.
-    fn spend(&mut self, position: usize) {
+    /// Removes the coin of a touched slot (which has one), as spent by an input of this block, and
+    /// says where its undo entry is: a coin created earlier in the block is moved out, a coin from
+    /// before the block stays in the slot until the changes are drawn (no clone).
+    fn spend(&mut self, position: usize) -> UndoCoin {
         let slot = &mut self.slots[position];
-        slot.after = None;
+        let undo = match (slot.changed, slot.after.take()) {
+            (true, Some(coin)) => UndoCoin::Owned(coin),
+            #[allow(clippy::cast_possible_truncation)] // A block touches far fewer than 2^32 slots.
+            _ => UndoCoin::Slot(position as u32),
+        };
         slot.changed = true;
         slot.spent_here = true;
+        undo
     }
 
     /// The net changes: coins that leave (with their old value) and coins that enter.
-    pub(crate) fn into_changes(self) -> ChangeSet {
-        let mut changes = ChangeSet {
-            spent: Vec::with_capacity(self.slots.len() / 2),
-            created: Vec::with_capacity(self.slots.len() / 2),
+    pub(crate) fn into_changes(mut self) -> ChangeSet {
+        self.take_changes().changes
+    }
+
+    /// Moves the net changes out: coins that leave (with their old value) and coins that enter,
+    /// with where each slot's old coin went and whether any outpoint is both spent and created.
+    pub(crate) fn take_changes(&mut self) -> Drawn {
+        let mut drawn = Drawn {
+            changes: ChangeSet {
+                spent: Vec::with_capacity(self.slots.len() / 2),
+                created: Vec::with_capacity(self.slots.len() / 2),
+            },
+            spent_at: vec![NOT_SPENT; self.slots.len()],
+            replaced: false,
         };
-        for slot in self.slots {
+        for (position, slot) in self.slots.iter_mut().enumerate() {
             if !slot.changed || slot.before == slot.after {
                 continue;
             }
-            if let Some(old) = slot.before {
-                changes.spent.push((slot.outpoint, old));
+            drawn.replaced |= slot.before.is_some() && slot.after.is_some();
+            if let Some(old) = slot.before.take() {
+                #[allow(clippy::cast_possible_truncation)] // Fewer spends than slots.
+                let at = drawn.changes.spent.len() as u32;
+                drawn.spent_at[position] = at;
+                drawn.changes.spent.push((slot.outpoint, old));
             }
-            if let Some(new) = slot.after {
-                changes.created.push((slot.outpoint, new));
+            if let Some(new) = slot.after.take() {
+                drawn.changes.created.push((slot.outpoint, new));
             }
         }
-        changes
+        drawn
+    }
+}
+
+/// `Drawn::spent_at` of a slot whose old coin stayed in it.
+const NOT_SPENT: u32 = u32::MAX;
+
+/// A diff's changes, drawn out by [`Diff::take_changes`].
+pub(crate) struct Drawn {
+    /// The net changes.
+    pub(crate) changes: ChangeSet,
+    /// Per slot: the index in `changes.spent` its old coin moved to, or [`NOT_SPENT`].
+    spent_at: Vec<u32>,
+    /// Whether an outpoint is both spent and created (BIP30's exception blocks only).
+    pub(crate) replaced: bool,
+}
+
+/// Where one input's undo coin is until the block's undo data is built.
+pub(crate) enum UndoCoin {
+    /// A coin created earlier in the block, moved out of its slot when spent.
+    Owned(Coin),
+    /// The old coin of this slot (moved into the drawn changes' spent list).
+    Slot(u32),
+}
+
+/// A block's undo data before the changes are drawn: the spent coins of every non-coinbase
+/// transaction, in order.
+pub(crate) struct PendingUndo {
+    spent: Vec<UndoCoin>,
+}
+
+impl PendingUndo {
+    /// The block's undo data, its old coins cloned out of `drawn` (`take`: moved out, leaving
+    /// `drawn.changes.spent` with empty coins, for callers that do not return the changes).
+    pub(crate) fn finish(
+        self,
+        block: &Block,
+        diff: &Diff,
+        drawn: &mut Drawn,
+        take: bool,
+    ) -> BlockUndo {
+        let mut spent = self.spent.into_iter();
+        let txs = block.txdata.iter().skip(1).map(|tx| {
+            let coins = spent
+                .by_ref()
+                .take(tx.input.len())
+                .map(|entry| match entry {
+                    UndoCoin::Owned(coin) => coin,
+                    UndoCoin::Slot(position) => {
+                        let position = position as usize;
+                        match drawn.spent_at[position] {
+                            NOT_SPENT => diff.slots[position]
+                                .before
+                                .clone()
+                                .unwrap_or_else(empty_coin),
+                            at => {
+                                let old = &mut drawn.changes.spent[at as usize].1;
+                                if take {
+                                    std::mem::replace(old, empty_coin())
+                                } else {
+                                    old.clone()
+                                }
+                            }
+                        }
+                    }
+                });
+            TxUndo {
+                spent: coins.collect(),
+            }
+        });
+        BlockUndo { txs: txs.collect() }
+    }
+}
+
+/// A coin without a heap script, left where one was moved out.
+fn empty_coin() -> Coin {
+    Coin {
+        amount: Amount::ZERO,
+        height: 0,
+        is_coinbase: false,
+        script_pubkey: bitcoin::ScriptBuf::new(),
     }
 }
 
@@ -253,7 +354,8 @@ fn output_value(tx: &Transaction, txid: Txid) -> Result<Amount, ApplyError> {
     })
 }
 
-/// Checks `block` at `height` against every bookkeeping rule and returns its diff and undo data.
+/// Checks `block` at `height` against every bookkeeping rule and returns its diff and undo data
+/// (to finish once the diff's changes are drawn).
 ///
 /// `txids` are the block's transaction ids in order (see [`txids`]).
 pub(crate) fn connect<E>(
@@ -262,13 +364,13 @@ pub(crate) fn connect<E>(
     height: u32,
     params: &ChainParams,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
-) -> Result<(Diff, BlockUndo), Failure<E, ApplyError>> {
+) -> Result<(Diff, PendingUndo), Failure<E, ApplyError>> {
     check_structure(block).map_err(Failure::Rule)?;
     assert_eq!(txids.len(), block.txdata.len(), "one txid per transaction");
     let may_overwrite = params.is_bip30_exception(height, &block.block_hash());
     let mut diff = Diff::new(block.txdata.len() * 4);
-    let mut undo = BlockUndo {
-        txs: Vec::with_capacity(block.txdata.len().saturating_sub(1)),
+    let mut undo = PendingUndo {
+        spent: Vec::with_capacity(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum()),
     };
     let mut fees = Amount::ZERO;
     for (index, (tx, &txid)) in block.txdata.iter().zip(txids).enumerate() {
@@ -279,14 +381,13 @@ pub(crate) fn connect<E>(
         let value_out = output_value(tx, txid).map_err(Failure::Rule)?;
         if !is_coinbase {
             let mut value_in = Amount::ZERO;
-            let mut spent = Vec::with_capacity(tx.input.len());
             for input in &tx.input {
                 let outpoint = input.previous_output;
                 let position = diff
                     .touch(&outpoint, &mut lookup)
                     .map_err(Failure::Lookup)?;
                 let coin = match diff.current(position) {
-                    Some(coin) => coin.clone(),
+                    Some(coin) => coin,
                     None => {
                         let spent_here = diff.slots[position].spent_here;
                         let err = if spent_here {
@@ -307,8 +408,7 @@ pub(crate) fn connect<E>(
                 }
                 value_in = add_money(value_in, coin.amount)
                     .ok_or(Failure::Rule(ApplyError::ValueOutOfRange { txid }))?;
-                diff.spend(position);
-                spent.push(coin);
+                undo.spent.push(diff.spend(position));
             }
             if value_in < value_out {
                 return Err(Failure::Rule(ApplyError::OutputsExceedInputs {
@@ -319,7 +419,6 @@ pub(crate) fn connect<E>(
             }
             fees = add_money(fees, value_in - value_out)
                 .ok_or(Failure::Rule(ApplyError::ValueOutOfRange { txid }))?;
-            undo.txs.push(TxUndo { spent });
         }
         for (vout, txout) in tx.output.iter().enumerate() {
             if is_unspendable(&txout.script_pubkey) {

@@ -355,7 +355,8 @@ impl UtxoSet {
     /// # Errors
     /// [`ApplyError`] naming the offending block, transaction or outpoint.
     pub fn apply_block(&self, block: &Block, height: u32) -> Result<BlockUndo, ApplyError> {
-        self.connect_block(block, height).map(|c| c.undo)
+        self.connect_inner(block, None, height, false)
+            .map(|c| c.undo)
     }
 
     /// Like [`UtxoSet::apply_block`], also returning the block's net [`ChangeSet`].
@@ -363,7 +364,7 @@ impl UtxoSet {
     /// # Errors
     /// See [`UtxoSet::apply_block`].
     pub fn connect_block(&self, block: &Block, height: u32) -> Result<Connected, ApplyError> {
-        self.connect_inner(block, None, height)
+        self.connect_inner(block, None, height, true)
     }
 
     /// Like [`UtxoSet::apply_block`] with the block's transaction ids computed beforehand (as
@@ -383,7 +384,8 @@ impl UtxoSet {
         txids: &[Txid],
         height: u32,
     ) -> Result<BlockUndo, ApplyError> {
-        self.connect_block_with_txids(block, txids, height)
+        self.check_txids(block, txids)?;
+        self.connect_inner(block, Some(txids), height, false)
             .map(|c| c.undo)
     }
 
@@ -398,6 +400,13 @@ impl UtxoSet {
         txids: &[Txid],
         height: u32,
     ) -> Result<Connected, ApplyError> {
+        self.check_txids(block, txids)?;
+        self.connect_inner(block, Some(txids), height, true)
+    }
+
+    /// One txid per transaction (and, in debug builds, each the transaction's).
+    #[allow(clippy::unused_self)] // A method beside the ones it serves.
+    fn check_txids(&self, block: &Block, txids: &[Txid]) -> Result<(), ApplyError> {
         if txids.len() != block.txdata.len() {
             return Err(ApplyError::TxidCount {
                 block: block.block_hash(),
@@ -417,15 +426,17 @@ impl UtxoSet {
                 });
             }
         }
-        self.connect_inner(block, Some(txids), height)
+        Ok(())
     }
 
-    /// Connects `block`, with its txids when the caller has them.
+    /// Connects `block`, with its txids when the caller has them. Without `keep_changes` the
+    /// returned changes are empty (their old coins moved into the undo data instead of cloned).
     fn connect_inner(
         &self,
         block: &Block,
         given: Option<&[Txid]>,
         height: u32,
+        keep_changes: bool,
     ) -> Result<Connected, ApplyError> {
         let _writer = lock(&self.writer);
         let hash = block.block_hash();
@@ -439,10 +450,15 @@ impl UtxoSet {
                 tip_height: best_height,
             });
         }
-        let (undo, changes) = if height == 0 {
+        if height == 0 {
             // Core never connects the genesis block's transactions.
-            (BlockUndo::default(), ChangeSet::default())
-        } else {
+            self.commit(&ChangeSet::default(), Some((hash, height)));
+            return Ok(Connected {
+                undo: BlockUndo::default(),
+                changes: ChangeSet::default(),
+            });
+        }
+        {
             let parallel = self.threads > 1 && block.txdata.len() >= PARALLEL_MIN_TXS;
             let computed;
             let (txids, mut prefetched) = if parallel {
@@ -470,15 +486,21 @@ impl UtxoSet {
                     }
                 })
             };
-            let (diff, undo) = connect::connect(block, txids, height, &self.params, lookup)
+            let (mut diff, pending) = connect::connect(block, txids, height, &self.params, lookup)
                 .map_err(|f| match f {
                     Failure::Rule(e) => e,
                     Failure::Lookup(never) => match never {},
                 })?;
-            (undo, diff.into_changes())
-        };
-        self.commit(&changes, Some((hash, height)));
-        Ok(Connected { undo, changes })
+            let mut drawn = diff.take_changes();
+            self.commit_with(&drawn.changes, drawn.replaced, Some((hash, height)));
+            let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
+            let changes = if keep_changes {
+                drawn.changes
+            } else {
+                ChangeSet::default()
+            };
+            Ok(Connected { undo, changes })
+        }
     }
 
     /// Disconnects the tip `block` (at `height`) using the undo data its connection returned.
@@ -599,34 +621,42 @@ impl UtxoSet {
     /// Writes a diff: inserts first, then deletes, one shard lock at a time (shards spread over
     /// threads when the set has more than one); then the statistics.
     fn commit(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
+        self.commit_with(changes, true, best);
+    }
+
+    /// [`UtxoSet::commit`]; `may_replace` false promises that no outpoint is both spent and
+    /// created (true of every block but BIP30's exceptions), which saves looking for them.
+    fn commit_with(&self, changes: &ChangeSet, may_replace: bool, best: Option<(BlockHash, u32)>) {
         let mut inserts: Vec<Change<'_>> = Vec::with_capacity(changes.created.len());
         for (op, coin) in &changes.created {
             let key = Key::of(op);
             let hash = self.hash_of(&key);
             inserts.push((self.shard_index(hash), hash, key, Some(coin)));
         }
-        let created: std::collections::HashSet<Key, SeededState> = {
+        let created: std::collections::HashSet<Key, SeededState> = if may_replace {
             let mut set = std::collections::HashSet::with_capacity_and_hasher(
                 inserts.len(),
                 self.state.clone(),
             );
             set.extend(inserts.iter().map(|(_, _, k, _)| *k));
             set
+        } else {
+            std::collections::HashSet::with_hasher(self.state.clone())
         };
-        let mut deletes: Vec<Change<'_>> = changes
+        let deletes: Vec<Change<'_>> = changes
             .spent
             .iter()
             .map(|(op, _)| Key::of(op))
             // A coin replaced in place (BIP30 exception) is written by its insert.
-            .filter(|key| !created.contains(key))
+            .filter(|key| !may_replace || !created.contains(key))
             .map(|key| {
                 let hash = self.hash_of(&key);
                 (self.shard_index(hash), hash, key, None)
             })
             .collect();
         // Stable: the outputs of one transaction stay together, in vout order.
-        inserts.sort_by_key(|(shard, _, _, _)| *shard);
-        deletes.sort_unstable_by_key(|(shard, _, _, _)| *shard);
+        let inserts = by_shard(inserts, self.shards.len());
+        let deletes = by_shard(deletes, self.shards.len());
         let parallel = self.threads > 1 && inserts.len() + deletes.len() >= PARALLEL_MIN_TXS;
         // All inserts complete before any delete starts.
         for phase in [&inserts, &deletes] {
@@ -677,6 +707,26 @@ impl UtxoSet {
 
 /// One change of a commit: (shard, key hash, key, the new coin or `None` for a delete).
 type Change<'a> = (usize, u64, Key, Option<&'a Coin>);
+
+/// `changes` ordered by shard (a stable counting sort: the order within a shard is kept).
+fn by_shard(changes: Vec<Change<'_>>, shards: usize) -> Vec<Change<'_>> {
+    let Some(&first) = changes.first() else {
+        return changes;
+    };
+    let mut next = vec![0usize; shards + 1];
+    for change in &changes {
+        next[change.0 + 1] += 1;
+    }
+    for shard in 0..shards {
+        next[shard + 1] += next[shard];
+    }
+    let mut sorted = vec![first; changes.len()];
+    for change in changes {
+        sorted[next[change.0]] = change;
+        next[change.0] += 1;
+    }
+    sorted
+}
 
 #[cfg(all(test, not(loom)))]
 #[allow(clippy::unwrap_used)] // Helpers of the tests below, outside `#[test]` functions.

@@ -362,12 +362,19 @@ fn genesis_coinbase_is_never_added() {
 fn precomputed_txids_apply_like_apply_block_and_are_checked() {
     let (plain, blocks) = chain(101);
     let (given, _) = chain(101);
+    // The third transaction spends an output the first creates (an in-block undo coin).
+    let parent = spend(&[cb_out(&blocks, 1)], &[COIN, 2 * COIN], 1);
+    let child = spend(
+        &[OutPoint {
+            txid: parent.compute_txid(),
+            vout: 1,
+        }],
+        &[COIN],
+        3,
+    );
     let b = next(
         &plain,
-        vec![
-            spend(&[cb_out(&blocks, 1)], &[COIN, 2 * COIN], 1),
-            spend(&[cb_out(&blocks, 2)], &[3 * COIN], 2),
-        ],
+        vec![parent, spend(&[cb_out(&blocks, 2)], &[3 * COIN], 2), child],
     );
     let h = plain.best_block().unwrap().1 + 1;
     let txids = utxo_core::block_txids(&b);
@@ -378,8 +385,8 @@ fn precomputed_txids_apply_like_apply_block_and_are_checked() {
         given.connect_block_with_txids(&b, &txids[1..], h),
         Err(ApplyError::TxidCount {
             block: b.block_hash(),
-            txids: 2,
-            transactions: 3,
+            txids: 3,
+            transactions: 4,
         })
     );
     assert_eq!(snapshot(&given), before);
@@ -405,6 +412,14 @@ fn precomputed_txids_apply_like_apply_block_and_are_checked() {
     assert_eq!(snapshot(&given), snapshot(&plain));
     given.disconnect_block(&b, h, &connected.undo).unwrap();
     assert_eq!(snapshot(&given), before);
+    // apply_block moves the old coins into the undo data instead of cloning them: same undo.
+    assert_eq!(given.apply_block(&b, h), Ok(connected.undo.clone()));
+    given.disconnect_block(&b, h, &connected.undo).unwrap();
+    assert_eq!(
+        given.apply_block_with_txids(&b, &txids, h),
+        Ok(connected.undo)
+    );
+    assert_eq!(snapshot(&given), snapshot(&plain));
 }
 
 /// One step of a random chain: spend some coins of the model pool, possibly breaking a rule.
