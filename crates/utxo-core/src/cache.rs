@@ -331,14 +331,18 @@ impl<S: CoinStore> CoinCache<S> {
         let (undo, changes) = if height == 0 {
             (BlockUndo::default(), ChangeSet::default())
         } else {
-            let (mut diff, pending) =
-                connect::connect(block, &connect::txids(block), height, &self.params, |op| {
-                    self.get(op)
-                })
-                .map_err(|f| match f {
-                    Failure::Rule(e) => CacheError::Apply(e),
-                    Failure::Lookup(e) => e,
-                })?;
+            let (mut diff, pending) = connect::connect(
+                block,
+                &connect::txids(block),
+                height,
+                &self.params,
+                false,
+                |op| self.get(op),
+            )
+            .map_err(|f| match f {
+                Failure::Rule(e) => CacheError::Apply(e),
+                Failure::Lookup(e) => e,
+            })?;
             let mut drawn = diff.take_changes();
             let undo = pending.finish(block, &diff, &mut drawn, false);
             (undo, drawn.changes)

@@ -57,18 +57,28 @@ pub fn write_varint(n: u64, out: &mut Vec<u8>) {
 /// [`write_varint`] on 128 bits (Core's `VARINT` is defined for any width; the set's records use
 /// it for their 64-bit output bitmaps plus flags).
 #[allow(clippy::cast_possible_truncation)] // 7 bits at a time.
-pub(crate) fn write_varint_wide(mut n: u128, out: &mut Vec<u8>) {
+pub(crate) fn write_varint_wide(n: u128, out: &mut Vec<u8>) {
+    // Written from the end of `tmp` (the last byte first), then copied in one go; 64-bit
+    // arithmetic whenever the value fits (almost always).
     let mut tmp = [0u8; 19];
-    let mut len = 0;
-    loop {
-        tmp[len] = (n & 0x7f) as u8 | if len > 0 { 0x80 } else { 0 };
-        if n <= 0x7f {
-            break;
+    let mut i = tmp.len() - 1;
+    if let Ok(mut n) = u64::try_from(n) {
+        tmp[i] = (n & 0x7f) as u8;
+        while n > 0x7f {
+            n = (n >> 7) - 1;
+            i -= 1;
+            tmp[i] = (n & 0x7f) as u8 | 0x80;
         }
-        n = (n >> 7) - 1;
-        len += 1;
+    } else {
+        let mut n = n;
+        tmp[i] = (n & 0x7f) as u8;
+        while n > 0x7f {
+            n = (n >> 7) - 1;
+            i -= 1;
+            tmp[i] = (n & 0x7f) as u8 | 0x80;
+        }
     }
-    out.extend(tmp[..=len].iter().rev());
+    out.extend_from_slice(&tmp[i..]);
 }
 
 /// Reads one Core `VARINT`.

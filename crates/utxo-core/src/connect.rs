@@ -357,18 +357,40 @@ fn output_value(tx: &Transaction, txid: Txid) -> Result<Amount, ApplyError> {
 /// Checks `block` at `height` against every bookkeeping rule and returns its diff and undo data
 /// (to finish once the diff's changes are drawn).
 ///
-/// `txids` are the block's transaction ids in order (see [`txids`]).
+/// `txids` are the block's transaction ids in order (see [`txids`]). With `prefill`, every coin
+/// the rules will read (spent outpoints, then new outpoints for BIP30) is looked up first in one
+/// tight pass, so the lookups' cache misses overlap; the rules then find them in the diff. The
+/// result is the same either way (the lookups read the set as it was before the block, and the
+/// spent and created slots keep their relative order).
 pub(crate) fn connect<E>(
     block: &Block,
     txids: &[Txid],
     height: u32,
     params: &ChainParams,
+    prefill: bool,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
 ) -> Result<(Diff, PendingUndo), Failure<E, ApplyError>> {
     check_structure(block).map_err(Failure::Rule)?;
     assert_eq!(txids.len(), block.txdata.len(), "one txid per transaction");
     let may_overwrite = params.is_bip30_exception(height, &block.block_hash());
     let mut diff = Diff::new(block.txdata.len() * 4);
+    if prefill {
+        for tx in block.txdata.iter().skip(1) {
+            for input in &tx.input {
+                diff.touch(&input.previous_output, &mut lookup)
+                    .map_err(Failure::Lookup)?;
+            }
+        }
+        for (tx, &txid) in block.txdata.iter().zip(txids) {
+            for (vout, txout) in tx.output.iter().enumerate() {
+                let Ok(vout) = u32::try_from(vout) else { break };
+                if !is_unspendable(&txout.script_pubkey) {
+                    diff.touch(&OutPoint { txid, vout }, &mut lookup)
+                        .map_err(Failure::Lookup)?;
+                }
+            }
+        }
+    }
     let mut undo = PendingUndo {
         spent: Vec::with_capacity(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum()),
     };

@@ -472,9 +472,8 @@ impl UtxoSet {
                     Some(_) => Vec::new(),
                     None => connect::txids(block),
                 };
-                let txids = given.unwrap_or(&computed);
-                self.warm(block, txids);
-                (txids, HashMap::default())
+                // The rules pass looks every coin up first, in one tight pass (`prefill`).
+                (given.unwrap_or(&computed), HashMap::default())
             };
             let lookup = |op: &OutPoint| {
                 Ok::<_, Infallible>(if prefetched.is_empty() {
@@ -486,11 +485,13 @@ impl UtxoSet {
                     }
                 })
             };
-            let (mut diff, pending) = connect::connect(block, txids, height, &self.params, lookup)
-                .map_err(|f| match f {
-                    Failure::Rule(e) => e,
-                    Failure::Lookup(never) => match never {},
-                })?;
+            let (mut diff, pending) =
+                connect::connect(block, txids, height, &self.params, !parallel, lookup).map_err(
+                    |f| match f {
+                        Failure::Rule(e) => e,
+                        Failure::Lookup(never) => match never {},
+                    },
+                )?;
             let mut drawn = diff.take_changes();
             self.commit_with(&drawn.changes, drawn.replaced, Some((hash, height)));
             let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
@@ -539,28 +540,6 @@ impl UtxoSet {
             .map(|h| (block.header.prev_blockhash, h));
         self.commit(&changes, prev);
         Ok(changes)
-    }
-
-    /// Reads, in one tight pass, the index slots and records the rules pass will need: those of the
-    /// coins the block spends and those its new outputs would join. With little work between them
-    /// the cache misses overlap, so the rules pass and the commit then find their lines in cache
-    /// instead of stalling on each in turn. Changes nothing.
-    fn warm(&self, block: &Block, txids: &[Txid]) {
-        let mut found = 0usize;
-        let mut probe = |key: &Key| {
-            let hash = self.hash_of(key);
-            found += usize::from(read(&self.shards[self.shard_index(hash)]).has_record(hash, key));
-        };
-        for (tx, txid) in block.txdata.iter().zip(txids).skip(1) {
-            for input in &tx.input {
-                probe(&Key::of(&input.previous_output));
-            }
-            probe(&Key {
-                txid: txid.to_byte_array(),
-                vout: 0,
-            });
-        }
-        std::hint::black_box(found);
     }
 
     /// Computes the block's txids on up to `threads` scoped threads.

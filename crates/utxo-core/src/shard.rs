@@ -103,6 +103,13 @@ fn read_amount(b: &[u8], pos: &mut usize) -> u64 {
     }
 }
 
+/// Steps over an amount written by [`write_amount`] at `*pos` without decompressing it.
+fn skip_amount(b: &[u8], pos: &mut usize) {
+    if varint(b, pos) == AMOUNT_RAW {
+        varint(b, pos);
+    }
+}
+
 /// Reads a Core `VARINT` at `*pos` of a record this module wrote.
 fn varint(b: &[u8], pos: &mut usize) -> u64 {
     let mut n: u64 = 0;
@@ -241,7 +248,7 @@ fn outputs<'a>(b: &'a [u8], head: &Head) -> impl Iterator<Item = Out> + 'a {
             shared
         };
         let value = pos;
-        read_amount(b, &mut pos);
+        skip_amount(b, &mut pos);
         pos = script_end(b, pos);
         Some(Out {
             low,
@@ -362,11 +369,6 @@ impl Shard {
     pub(crate) fn get(&self, hash: u64, key: &Key) -> Option<Coin> {
         let b = self.arena.get(self.find(hash, key)?.1);
         decode(b, &Self::locate(b, key)?)
-    }
-
-    /// Whether `key`'s record exists (reads its index slots and record head: a cache warm-up).
-    pub(crate) fn has_record(&self, hash: u64, key: &Key) -> bool {
-        self.find(hash, key).is_some()
     }
 
     /// Whether `key` is unspent.
