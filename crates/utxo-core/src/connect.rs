@@ -374,23 +374,35 @@ pub(crate) fn connect<E>(
     assert_eq!(txids.len(), block.txdata.len(), "one txid per transaction");
     let may_overwrite = params.is_bip30_exception(height, &block.block_hash());
     let mut diff = Diff::new(block.txdata.len() * 4);
+    // With `prefill`: the slot of every input, then of every new output, in the order the rules
+    // pass takes them (so it need not find them again).
+    let mut input_slots = Vec::new();
+    let mut output_slots = Vec::new();
     if prefill {
+        input_slots.reserve(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum());
+        output_slots.reserve(block.txdata.iter().map(|tx| tx.output.len()).sum());
         for tx in block.txdata.iter().skip(1) {
             for input in &tx.input {
-                diff.touch(&input.previous_output, &mut lookup)
-                    .map_err(Failure::Lookup)?;
+                input_slots.push(
+                    diff.touch(&input.previous_output, &mut lookup)
+                        .map_err(Failure::Lookup)?,
+                );
             }
         }
         for (tx, &txid) in block.txdata.iter().zip(txids) {
             for (vout, txout) in tx.output.iter().enumerate() {
                 let Ok(vout) = u32::try_from(vout) else { break };
                 if !is_unspendable(&txout.script_pubkey) {
-                    diff.touch(&OutPoint { txid, vout }, &mut lookup)
-                        .map_err(Failure::Lookup)?;
+                    output_slots.push(
+                        diff.touch(&OutPoint { txid, vout }, &mut lookup)
+                            .map_err(Failure::Lookup)?,
+                    );
                 }
             }
         }
     }
+    let mut input_slots = input_slots.into_iter();
+    let mut output_slots = output_slots.into_iter();
     let mut undo = PendingUndo {
         spent: Vec::with_capacity(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum()),
     };
@@ -405,9 +417,13 @@ pub(crate) fn connect<E>(
             let mut value_in = Amount::ZERO;
             for input in &tx.input {
                 let outpoint = input.previous_output;
-                let position = diff
-                    .touch(&outpoint, &mut lookup)
-                    .map_err(Failure::Lookup)?;
+                let position = match input_slots.next() {
+                    Some(position) => position,
+                    None => diff
+                        .touch(&outpoint, &mut lookup)
+                        .map_err(Failure::Lookup)?,
+                };
+                debug_assert_eq!(diff.slots[position].outpoint, outpoint);
                 let coin = match diff.current(position) {
                     Some(coin) => coin,
                     None => {
@@ -449,9 +465,13 @@ pub(crate) fn connect<E>(
             let vout = u32::try_from(vout)
                 .map_err(|_| Failure::Rule(ApplyError::EmptyTransaction { txid }))?;
             let outpoint = OutPoint { txid, vout };
-            let position = diff
-                .touch(&outpoint, &mut lookup)
-                .map_err(Failure::Lookup)?;
+            let position = match output_slots.next() {
+                Some(position) => position,
+                None => diff
+                    .touch(&outpoint, &mut lookup)
+                    .map_err(Failure::Lookup)?,
+            };
+            debug_assert_eq!(diff.slots[position].outpoint, outpoint);
             if diff.current(position).is_some() && !(is_coinbase && may_overwrite) {
                 return Err(Failure::Rule(ApplyError::Bip30Overwrite { txid, outpoint }));
             }
