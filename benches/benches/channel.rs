@@ -157,7 +157,83 @@ fn bench_updates(c: &mut Criterion) {
             });
         });
     }
+    ec_floor(&mut g);
     g.finish();
+}
+
+/// The elliptic-curve work one participant does per co-signed 2-party update with one transfer,
+/// with nothing else: the floor of `channel_update/cosigned/2p` on this backend. Per update:
+/// the BOLT 3 Appendix E keys of both commitments (own commitment: delayed key as owner, one
+/// generator multiplication; revocation key as holder, a variable-base and a generator
+/// multiplication and a point addition; the peer's commitment: delayed key, a generator
+/// multiplication and a point addition; revocation key as revoker, a generator and a
+/// variable-base multiplication and a point addition), the next per-commitment point and the check
+/// of the peer's revealed secret (a generator multiplication each), the commitment ECDSA and state
+/// BIP340 signatures and their checks, and half a transfer (the proposer signs it, the other
+/// participant checks it). The same primitives as the state machine (`sig::generator_mul`,
+/// `bitcoin::secp256k1` tweaks and verification).
+fn ec_floor(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use bitcoin::secp256k1::{Message, Scalar};
+    use channel_fsm::sig::{SchnorrKeypair, ecdsa_sign_secret, generator_mul};
+    let sk = |b: u8| SecretKey::from_slice(&[b; 32]).unwrap();
+    let point = PublicKey::from_secret_key(secp(), &sk(5));
+    let tweak = Scalar::from_be_bytes([6u8; 32]).unwrap();
+    let state = SchnorrKeypair::new(&sk(7));
+    let digest = [9u8; 32];
+    let ecdsa_kp = Secp256k1Backend::keypair(&[8u8; 32]).unwrap();
+    let ecdsa_pk =
+        Secp256k1Backend::parse_ecdsa_public(&Secp256k1Backend::ecdsa_public_bytes(&ecdsa_kp))
+            .unwrap();
+    let ecdsa_sig = ecdsa_sign_secret(&sk(8), &digest);
+    let state_pk = Secp256k1Backend::parse_xonly_public(
+        &PublicKey::from_secret_key(secp(), &sk(7))
+            .x_only_public_key()
+            .0
+            .serialize(),
+    )
+    .unwrap();
+    let state_sig = state.sign(&digest, Some(&[0u8; 32]));
+    // An iteration is a whole round's work (both participants' updates: 2 elements), as in
+    // `cosigned/2p`, so the report's time ratio compares like with like.
+    g.throughput(Throughput::Elements(2));
+    g.bench_function(BenchmarkId::new("ec_floor", "2p"), |b| {
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for _participant in 0..2 {
+                    // Six generator multiplications (four key terms, next point, revealed secret).
+                    for i in 0..6u8 {
+                        black_box(generator_mul(black_box(&sk(10 + i))));
+                    }
+                    // Two variable-base multiplications (one revocation term per commitment).
+                    for _ in 0..2 {
+                        black_box(point.mul_tweak(secp(), black_box(&tweak)).unwrap());
+                    }
+                    // Three point additions (peer's delayed key, both revocation keys).
+                    for _ in 0..3 {
+                        black_box(black_box(point).combine(&point).unwrap());
+                    }
+                    black_box(ecdsa_sign_secret(&sk(8), black_box(&digest)));
+                    black_box(state.sign(black_box(&digest), Some(&[0u8; 32])));
+                    secp()
+                        .verify_ecdsa(
+                            &Message::from_digest(black_box(digest)),
+                            &bitcoin::secp256k1::ecdsa::Signature::from_compact(&ecdsa_sig)
+                                .unwrap(),
+                            &ecdsa_pk,
+                        )
+                        .unwrap();
+                    Secp256k1Backend::schnorr_verify(&state_pk, black_box(&digest), &state_sig)
+                        .unwrap();
+                }
+                // The transfer: signed by the proposer, checked by the other participant.
+                black_box(state.sign(black_box(&digest), Some(&[0u8; 32])));
+                Secp256k1Backend::schnorr_verify(&state_pk, black_box(&digest), &state_sig)
+                    .unwrap();
+            }
+            start.elapsed()
+        });
+    });
 }
 
 fn bench_transfer_validation(c: &mut Criterion) {
