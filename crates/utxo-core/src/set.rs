@@ -475,8 +475,22 @@ impl UtxoSet {
                 // The rules pass looks every coin up first, in one tight pass (`prefill`).
                 (given.unwrap_or(&computed), HashMap::default())
             };
+            // One thread: every shard read-locked once for the block's lookups instead of once
+            // per lookup (readers are not blocked; only writers, and the writer is this call).
+            // Released before the commit takes write locks.
+            let held: Vec<_> = if parallel {
+                Vec::new()
+            } else {
+                self.shards.iter().map(read).collect()
+            };
             let lookup = |op: &OutPoint| {
-                Ok::<_, Infallible>(if prefetched.is_empty() {
+                Ok::<_, Infallible>(if let Some(first) = held.first() {
+                    let key = Key::of(op);
+                    let hash = self.hash_of(&key);
+                    held.get(self.shard_index(hash))
+                        .unwrap_or(first)
+                        .get(hash, &key)
+                } else if prefetched.is_empty() {
                     self.get(op)
                 } else {
                     match prefetched.remove(op) {
@@ -492,6 +506,7 @@ impl UtxoSet {
                         Failure::Lookup(never) => match never {},
                     },
                 )?;
+            drop(held);
             let mut drawn = diff.take_changes();
             self.commit_with(&drawn.changes, drawn.replaced, Some((hash, height)));
             let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
