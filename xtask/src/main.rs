@@ -117,7 +117,16 @@ fn loom() -> Result<()> {
     let passed = run_counting_tests(
         "loom",
         cargo()
-            .args(["test", "--release", "-p", "utxo-core", "--lib", "loom"])
+            .args([
+                "test",
+                "--release",
+                "-p",
+                "utxo-core",
+                "-p",
+                "channel-fsm",
+                "--lib",
+                "loom",
+            ])
             .env("RUSTFLAGS", "--cfg loom")
             .env("CARGO_TARGET_DIR", target)
             .env("LOOM_MAX_PREEMPTIONS", "2"),

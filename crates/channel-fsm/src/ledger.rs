@@ -10,8 +10,7 @@
 //! to check against the co-signed root ([`BalanceProof::verify`]).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, RwLock};
+use std::sync::OnceLock;
 
 use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::{Amount, OutPoint, ScriptBuf, Txid};
@@ -310,7 +309,7 @@ pub const VERIFY_CHUNK: usize = 1;
 /// back-to-back calls arrive within a few microseconds.
 pub const VERIFY_SPIN: std::time::Duration = std::time::Duration::from_micros(50);
 
-/// One signature to verify: its state (index into [`Job::digests`]), key and signature.
+/// One signature to verify: its state (index into [`StateBatch::digests`]), key and signature.
 #[derive(Clone)]
 struct Item {
     state: usize,
@@ -318,104 +317,25 @@ struct Item {
     sig: [u8; 64],
 }
 
-/// The signatures of the current call. Rewritten (under the write lock) at the start of each
-/// call; its buffers keep their capacity, so steady-state calls allocate nothing.
+/// The signatures of one [`StateVerifier`] call. Rewritten at the start of each call; its buffers
+/// keep their capacity, so steady-state calls allocate nothing.
 #[derive(Default)]
-struct Job {
+struct StateBatch {
     digests: Vec<[u8; 32]>,
     items: Vec<Item>,
 }
 
-/// What the caller and the pool's threads share.
-struct Shared {
-    job: RwLock<Job>,
-    /// Bumped once per call (and at shutdown): a thread whose last seen epoch differs has work.
-    epoch: AtomicU64,
-    /// Next item to claim, items in the call, items finished, lowest bad item (`usize::MAX`: none).
-    next: AtomicUsize,
-    len: AtomicUsize,
-    done: AtomicUsize,
-    bad: AtomicUsize,
-    stop: AtomicBool,
-    /// Threads asleep on `wake` (the caller notifies only when some are).
-    sleepers: AtomicUsize,
-    sleep: Mutex<()>,
-    wake: Condvar,
-}
-
-impl Shared {
-    /// Claims and verifies items until none is left (holding the read lock meanwhile, so the next
-    /// call can't rewrite the job under it).
-    fn work(&self) {
-        let job = match self.job.read() {
-            Ok(j) => j,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        loop {
-            let i = self.next.fetch_add(VERIFY_CHUNK, Ordering::AcqRel);
-            let len = self.len.load(Ordering::Acquire);
-            if i >= len {
-                return;
-            }
-            let ok = match (
-                job.items.get(i),
-                job.items.get(i).and_then(|it| job.digests.get(it.state)),
-            ) {
-                (Some(it), Some(digest)) => {
-                    DefaultBackend::schnorr_verify(&it.key, digest, &it.sig).is_ok()
-                }
-                _ => false,
-            };
-            if !ok {
-                self.bad.fetch_min(i, Ordering::AcqRel);
-            }
-            self.done.fetch_add(1, Ordering::AcqRel);
-        }
+impl crate::pool::Batch for StateBatch {
+    fn len(&self) -> usize {
+        self.items.len()
     }
 
-    /// A pool thread: waits for each new epoch (spinning for [`VERIFY_SPIN`], then asleep), works.
-    fn run(&self) {
-        // Epoch 0 is the pool's creation: anything published since is new, even before this
-        // thread first ran.
-        let mut seen = 0;
-        loop {
-            let start = std::time::Instant::now();
-            let mut now = self.epoch.load(Ordering::Acquire);
-            while now == seen && start.elapsed() < VERIFY_SPIN {
-                std::hint::spin_loop();
-                now = self.epoch.load(Ordering::Acquire);
-            }
-            if now == seen {
-                let mut guard = match self.sleep.lock() {
-                    Ok(g) => g,
-                    Err(poisoned) => poisoned.into_inner(),
-                };
-                self.sleepers.fetch_add(1, Ordering::SeqCst);
-                while self.epoch.load(Ordering::SeqCst) == seen && !self.stop.load(Ordering::SeqCst)
-                {
-                    guard = match self.wake.wait(guard) {
-                        Ok(g) => g,
-                        Err(poisoned) => poisoned.into_inner(),
-                    };
-                }
-                self.sleepers.fetch_sub(1, Ordering::SeqCst);
-                drop(guard);
-                now = self.epoch.load(Ordering::Acquire);
-            }
-            seen = now;
-            if self.stop.load(Ordering::Acquire) {
-                return;
-            }
-            self.work();
-        }
-    }
-
-    /// Starts a new epoch and wakes the sleeping threads, if any (one notification per call).
-    fn publish(&self) {
-        self.epoch.fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _guard = self.sleep.lock();
-            self.wake.notify_all();
+    fn check(&self, i: usize) -> bool {
+        match self.items.get(i) {
+            Some(it) => self.digests.get(it.state).is_some_and(|digest| {
+                DefaultBackend::schnorr_verify(&it.key, digest, &it.sig).is_ok()
+            }),
+            None => false,
         }
     }
 }
@@ -441,14 +361,14 @@ pub struct StateSignatures<'a> {
 /// epoch that wakes the pool's threads (only those asleep get a notification), and verifies
 /// alongside them: every thread, the caller's included, claims one signature at a time, so the
 /// split pays from [`PARALLEL_VERIFY_MIN`] signatures on when a core is free and costs little when
-/// none is (the caller then verifies nearly all itself). [`StateVerifier::verify_batch`] puts the
-/// signatures of many states into one call. Calls from several threads are serialized. Dropping
-/// the pool stops and joins its threads.
+/// none is (the caller then verifies nearly all itself). No lock is held while signatures are
+/// checked, and a call's claim counters belong to that call, so a late thread never touches the
+/// next one (the protocol is a loom model, `cargo xtask loom`). A check that panicked would count
+/// as a bad signature rather than leave the caller waiting. [`StateVerifier::verify_batch`] puts
+/// the signatures of many states into one call. Calls from several threads are serialized.
+/// Dropping the pool stops and joins its threads.
 pub struct StateVerifier {
-    shared: Arc<Shared>,
-    /// Serializes calls (each call owns the shared progress counters).
-    calls: Mutex<()>,
-    handles: Vec<std::thread::JoinHandle<()>>,
+    pool: crate::pool::ClaimPool<StateBatch>,
 }
 
 impl std::fmt::Debug for StateVerifier {
@@ -467,37 +387,14 @@ impl StateVerifier {
     /// The OS error if a thread can't be started.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let workers = threads.clamp(1, VERIFY_THREADS_MAX) - 1;
-        let shared = Arc::new(Shared {
-            job: RwLock::new(Job::default()),
-            epoch: AtomicU64::new(0),
-            next: AtomicUsize::new(0),
-            len: AtomicUsize::new(0),
-            done: AtomicUsize::new(0),
-            bad: AtomicUsize::new(usize::MAX),
-            stop: AtomicBool::new(false),
-            sleepers: AtomicUsize::new(0),
-            sleep: Mutex::new(()),
-            wake: Condvar::new(),
-        });
-        let mut pool = Self {
-            shared,
-            calls: Mutex::new(()),
-            handles: Vec::with_capacity(workers),
-        };
-        for k in 0..workers {
-            let shared = Arc::clone(&pool.shared);
-            // On error, dropping `pool` stops the threads already started.
-            let handle = std::thread::Builder::new()
-                .name(format!("state-verify-{k}"))
-                .spawn(move || shared.run())?;
-            pool.handles.push(handle);
-        }
-        Ok(pool)
+        Ok(Self {
+            pool: crate::pool::ClaimPool::new(workers, "state-verify")?,
+        })
     }
 
     /// Threads used per call (the caller's included).
     pub fn threads(&self) -> usize {
-        self.handles.len() + 1
+        self.pool.threads()
     }
 
     /// As [`verify_state_signatures_parallel`], on the pool's threads.
@@ -516,7 +413,7 @@ impl StateVerifier {
         if sigs.len() != n {
             return Err(n.min(sigs.len()));
         }
-        if self.handles.is_empty() || n < PARALLEL_VERIFY_MIN {
+        if self.pool.threads() == 1 || n < PARALLEL_VERIFY_MIN {
             let digest = state_digest(channel_id, version, root);
             return verify_range(&digest, keys, sigs, 0..n);
         }
@@ -538,11 +435,6 @@ impl StateVerifier {
     /// # Errors
     /// `(state, signature)` of the first bad or missing signature in batch order.
     pub fn verify_batch(&self, states: &[StateSignatures<'_>]) -> Result<(), (usize, usize)> {
-        let _call = match self.calls.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let shared = &*self.shared;
         // A length mismatch fails before any work; items before it still count as earlier.
         let mismatch = states
             .iter()
@@ -550,11 +442,7 @@ impl StateVerifier {
             .map(|s| (s, states[s].keys.len().min(states[s].sigs.len())));
         let upto = mismatch.map_or(states.len(), |(s, _)| s);
         let total: usize = states[..upto].iter().map(|s| s.keys.len()).sum();
-        {
-            let mut job = match shared.job.write() {
-                Ok(j) => j,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+        let bad = self.pool.run(total >= PARALLEL_VERIFY_MIN, |job| {
             job.digests.clear();
             job.items.clear();
             for (k, s) in states[..upto].iter().enumerate() {
@@ -567,26 +455,8 @@ impl StateVerifier {
                         sig: *sig,
                     }));
             }
-            shared.next.store(0, Ordering::Release);
-            shared.done.store(0, Ordering::Release);
-            shared.bad.store(usize::MAX, Ordering::Release);
-            shared.len.store(total, Ordering::Release);
-        }
-        if !self.handles.is_empty() && total >= PARALLEL_VERIFY_MIN {
-            shared.publish();
-        }
-        shared.work();
-        // Every item is claimed; wait for those the other threads are finishing (one each).
-        let start = std::time::Instant::now();
-        while shared.done.load(Ordering::Acquire) < total {
-            if start.elapsed() < VERIFY_SPIN {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        let bad = shared.bad.load(Ordering::Acquire);
-        if bad != usize::MAX {
+        });
+        if let Some(bad) = bad {
             // Map the item back to (state, index within the state).
             let mut rest = bad;
             for (k, s) in states[..upto].iter().enumerate() {
@@ -599,16 +469,6 @@ impl StateVerifier {
         match mismatch {
             Some(m) => Err(m),
             None => Ok(()),
-        }
-    }
-}
-
-impl Drop for StateVerifier {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        self.shared.publish();
-        for h in self.handles.drain(..) {
-            let _ = h.join();
         }
     }
 }

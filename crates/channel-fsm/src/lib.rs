@@ -102,6 +102,7 @@ pub mod keys;
 pub mod ledger;
 pub mod manager;
 pub mod msg;
+mod pool;
 pub mod sig;
 pub mod signer;
 pub mod standard;
