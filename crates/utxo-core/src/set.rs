@@ -136,7 +136,8 @@ pub struct SetOptions {
     /// reliably pay for the apply itself: 2-in/2-out 0.58-0.67× of one thread (418k → 282k and
     /// 421k → 242k tx/s), mainnet mix 0.77-1.09× (303k → 329k, 246k → 191k tx/s), because the
     /// spawns, the prefetch map and the shard hand-off cost about what the txids and lookups they
-    /// spread save, and the one-thread path warms the caches for its lookups instead. Hence the
+    /// spread save, and the one-thread path looks its coins up in one tight pass instead (measured
+    /// then with a warm-up pass; since 2026-12-02 the one-thread path is faster still). Hence the
     /// default of 1. The second core pays elsewhere: as a MuHash pipeline stage
     /// (`track_muhash: false`) and for concurrent readers.
     pub threads: usize,
