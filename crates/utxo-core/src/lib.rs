@@ -28,6 +28,7 @@ mod error;
 mod index;
 pub mod muhash;
 mod params;
+mod prepared;
 mod set;
 mod shard;
 mod stats;
@@ -41,6 +42,7 @@ pub use compress::DecodeError;
 pub use connect::txids as block_txids;
 pub use error::{ApplyError, DisconnectError};
 pub use params::{COINBASE_MATURITY, ChainParams};
+pub use prepared::PreparedBlock;
 pub use set::{
     Connected, PARALLEL_MIN_TXS, SHARDS_DEFAULT, SHARDS_MAX, SetOptions, THREADS_MAX, UtxoSet,
 };

@@ -25,6 +25,7 @@ use crate::coin::Coin;
 use crate::connect::{self, BuildOutPointHasher, Failure};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::ChainParams;
+use crate::prepared::PreparedBlock;
 use crate::shard::{Key, Shard, fold_mul, key_hash};
 use crate::stats::UtxoStats;
 use crate::sync::{Mutex, RwLock, lock, read, write};
@@ -403,6 +404,33 @@ impl UtxoSet {
     ) -> Result<Connected, ApplyError> {
         self.check_txids(block, txids)?;
         self.connect_inner(block, Some(txids), height, true)
+    }
+
+    /// Like [`UtxoSet::apply_block`] for a [`PreparedBlock`], whose transaction ids were computed
+    /// when it was made (e.g. by the parser on another thread): the set spends no time hashing, and
+    /// unlike [`UtxoSet::apply_block_with_txids`] there is nothing for the caller to vouch for.
+    ///
+    /// # Errors
+    /// See [`UtxoSet::apply_block`].
+    pub fn apply_prepared(
+        &self,
+        prepared: &PreparedBlock,
+        height: u32,
+    ) -> Result<BlockUndo, ApplyError> {
+        self.connect_inner(prepared.block(), Some(prepared.txids()), height, false)
+            .map(|c| c.undo)
+    }
+
+    /// Like [`UtxoSet::connect_block`] for a [`PreparedBlock`]; see [`UtxoSet::apply_prepared`].
+    ///
+    /// # Errors
+    /// See [`UtxoSet::apply_block`].
+    pub fn connect_prepared(
+        &self,
+        prepared: &PreparedBlock,
+        height: u32,
+    ) -> Result<Connected, ApplyError> {
+        self.connect_inner(prepared.block(), Some(prepared.txids()), height, true)
     }
 
     /// One txid per transaction (and, in debug builds, each the transaction's).

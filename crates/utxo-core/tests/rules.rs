@@ -11,7 +11,7 @@ mod common;
 use bitcoin::{Amount, Block, Network, OutPoint, ScriptBuf, TxOut};
 use common::{block, coinbase, coinbase_chain, spend};
 use proptest::prelude::*;
-use utxo_core::{ApplyError, ChainParams, SetOptions, UtxoSet};
+use utxo_core::{ApplyError, ChainParams, PreparedBlock, SetOptions, UtxoSet};
 
 const COIN: u64 = 100_000_000;
 
@@ -420,6 +420,55 @@ fn precomputed_txids_apply_like_apply_block_and_are_checked() {
         Ok(connected.undo)
     );
     assert_eq!(snapshot(&given), snapshot(&plain));
+}
+
+/// A `PreparedBlock` applies exactly like the plain block: same undo, changes and coins, and a
+/// block that breaks a rule is refused with the same error, the set unchanged.
+#[test]
+fn prepared_blocks_apply_like_plain_blocks() {
+    let (plain, blocks) = chain(101);
+    let (prepared_set, _) = chain(101);
+    let good = next(
+        &plain,
+        vec![
+            spend(&[cb_out(&blocks, 1)], &[COIN, 2 * COIN], 1),
+            spend(&[cb_out(&blocks, 2)], &[3 * COIN], 2),
+        ],
+    );
+    let h = plain.best_block().unwrap().1 + 1;
+    // Spending the same coin twice in one block.
+    let double = next(
+        &plain,
+        vec![
+            spend(&[cb_out(&blocks, 3)], &[COIN], 3),
+            spend(&[cb_out(&blocks, 3)], &[COIN], 4),
+        ],
+    );
+    let before = snapshot(&prepared_set);
+    let bad = PreparedBlock::new(double.clone());
+    assert_eq!(bad.txids(), utxo_core::block_txids(&double));
+    assert_eq!(
+        prepared_set.apply_prepared(&bad, h),
+        Err(plain.apply_block(&double, h).unwrap_err())
+    );
+    assert_eq!(snapshot(&prepared_set), before);
+    let connected = plain.connect_block(&good, h).unwrap();
+    let prepared = PreparedBlock::from(good.clone());
+    assert_eq!(
+        prepared_set.connect_prepared(&prepared, h),
+        Ok(connected.clone())
+    );
+    assert_eq!(snapshot(&prepared_set), snapshot(&plain));
+    prepared_set
+        .disconnect_block(prepared.block(), h, &connected.undo)
+        .unwrap();
+    assert_eq!(snapshot(&prepared_set), before);
+    assert_eq!(
+        prepared_set.apply_prepared(&prepared, h),
+        Ok(connected.undo)
+    );
+    assert_eq!(snapshot(&prepared_set), snapshot(&plain));
+    assert_eq!(prepared.into_block(), good);
 }
 
 /// One step of a random chain: spend some coins of the model pool, possibly breaking a rule.
