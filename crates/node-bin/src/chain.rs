@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use bitcoin::pow::Work;
 use bitcoin::{Block, BlockHash, Network};
+use utxo_core::PreparedBlock;
 
 use crate::blocks::Origin;
 
@@ -18,11 +19,12 @@ pub const REORG_DEPTH_MAX: u32 = 288;
 
 /// The UTXO state a chain drives.
 pub trait Backend {
-    /// Applies `block` at `height` on top of the current tip (all or nothing).
+    /// Applies `block` at `height` on top of the current tip (all or nothing). Its txids were
+    /// computed once, when it was prepared, for both the merkle-root check and the UTXO set.
     ///
     /// # Errors
     /// The block is invalid against the state, or the backend failed.
-    fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()>;
+    fn connect(&mut self, block: &PreparedBlock, height: u32) -> anyhow::Result<()>;
     /// Undoes the tip block `hash` at `height`; `block` is its data when the chain still has it.
     ///
     /// # Errors
@@ -81,7 +83,7 @@ pub struct Chain<B> {
     active: Vec<BlockHash>,
     /// Blocks that a reorganisation may need: side branches and the last [`REORG_DEPTH_MAX`] active
     /// blocks.
-    blocks: HashMap<BlockHash, Arc<Block>>,
+    blocks: HashMap<BlockHash, Arc<PreparedBlock>>,
     reorgs: u64,
 }
 
@@ -177,7 +179,12 @@ impl<B: Backend> Chain<B> {
     ///
     /// # Errors
     /// A wrong genesis block, bad proof of work, a bad merkle root or witness commitment.
-    pub fn check(&self, block: &Block, origin: &Origin) -> anyhow::Result<Result<Entry, Accepted>> {
+    pub fn check(
+        &self,
+        prepared: &PreparedBlock,
+        origin: &Origin,
+    ) -> anyhow::Result<Result<Entry, Accepted>> {
+        let block = prepared.block();
         let hash = block.block_hash();
         if let Some(e) = self.index.get(&hash)
             && (self.blocks.contains_key(&hash)
@@ -216,7 +223,10 @@ impl<B: Backend> Chain<B> {
         if block.header.validate_pow(target).is_err() {
             return Err(invalid("hash does not meet its target (bad proof of work)"));
         }
-        if !block.check_merkle_root() {
+        // As `Block::check_merkle_root`, from the txids computed once when the block was prepared.
+        let root =
+            bitcoin::merkle_tree::calculate_root(prepared.txids().iter().map(|t| t.to_raw_hash()));
+        if root.map(bitcoin::TxMerkleNode::from_raw_hash) != Some(block.header.merkle_root) {
             return Err(invalid("merkle root does not match its transactions"));
         }
         if !block.check_witness_commitment() {
@@ -232,7 +242,12 @@ impl<B: Backend> Chain<B> {
     /// # Errors
     /// The block fails [`Chain::check`] or the UTXO rules (the backend names the rule), a reorganisation
     /// deeper than [`REORG_DEPTH_MAX`], or a backend failure.
-    pub fn accept(&mut self, block: Block, origin: &Origin) -> anyhow::Result<Accepted> {
+    pub fn accept(
+        &mut self,
+        block: impl Into<PreparedBlock>,
+        origin: &Origin,
+    ) -> anyhow::Result<Accepted> {
+        let block = block.into();
         let entry = match self.check(&block, origin)? {
             Ok(e) => e,
             Err(a) => return Ok(a),
@@ -246,13 +261,13 @@ impl<B: Backend> Chain<B> {
     /// As [`Chain::accept`].
     pub fn insert(
         &mut self,
-        block: Block,
+        block: PreparedBlock,
         entry: Entry,
         origin: &Origin,
     ) -> anyhow::Result<Accepted> {
-        let hash = block.block_hash();
+        let hash = block.block().block_hash();
         if self.index.insert(hash, entry).is_none() {
-            self.backend.indexed(&block.header)?;
+            self.backend.indexed(&block.block().header)?;
         }
         self.blocks.insert(hash, Arc::new(block));
         let more_work = match self.tip() {
@@ -306,7 +321,7 @@ impl<B: Backend> Chain<B> {
             let h = self.active[height as usize];
             let block = self.blocks.get(&h).cloned();
             self.backend
-                .disconnect(h, height, block.as_deref())
+                .disconnect(h, height, block.as_deref().map(PreparedBlock::block))
                 .with_context(|| format!("disconnecting block {h} at height {height}"))?;
             self.active.pop();
         }
@@ -358,8 +373,8 @@ mod tests {
     }
 
     impl Backend for Log {
-        fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
-            self.ops.push(('+', height, block.block_hash()));
+        fn connect(&mut self, block: &PreparedBlock, height: u32) -> anyhow::Result<()> {
+            self.ops.push(('+', height, block.block().block_hash()));
             Ok(())
         }
         fn disconnect(
@@ -436,6 +451,31 @@ mod tests {
     }
 
     #[test]
+    fn a_merkle_root_that_does_not_match_the_transactions_is_rejected() {
+        let g = bitcoin::constants::genesis_block(Network::Regtest);
+        let good = crate::testutil::mine_chain(&g, 0, 1, 1).remove(0);
+        assert!(good.check_merkle_root());
+        // A changed transaction (the header, and so its proof of work, unchanged), and no
+        // transactions at all: both fail `Block::check_merkle_root`, and so must our check.
+        let mut changed = good.clone();
+        changed.txdata[0].output[0].value = bitcoin::Amount::from_sat(1);
+        let mut empty = good.clone();
+        empty.txdata.clear();
+        for bad in [changed, empty] {
+            assert!(!bad.check_merkle_root());
+            let mut chain = Chain::new(Network::Regtest, Log::default(), None);
+            chain.accept(g.clone(), &origin()).unwrap();
+            let err = chain.accept(bad, &origin()).unwrap_err().to_string();
+            assert!(err.contains("merkle root does not match"), "{err}");
+            assert_eq!(chain.backend().ops.len(), 1, "only genesis was connected");
+        }
+        let mut chain = Chain::new(Network::Regtest, Log::default(), None);
+        chain.accept(g, &origin()).unwrap();
+        chain.accept(good, &origin()).unwrap();
+        assert_eq!(chain.tip().map(|t| t.0), Some(1));
+    }
+
+    #[test]
     fn bad_pow_is_rejected() {
         let g = bitcoin::constants::genesis_block(Network::Regtest);
         let mut a = crate::testutil::mine_chain(&g, 0, 1, 1);
@@ -484,7 +524,8 @@ mod tests {
     }
 
     impl Backend for Strict {
-        fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
+        fn connect(&mut self, block: &PreparedBlock, height: u32) -> anyhow::Result<()> {
+            let block = block.block();
             assert_eq!(self.chain.len(), height as usize);
             if let Some(top) = self.chain.last() {
                 assert_eq!(*top, block.header.prev_blockhash);

@@ -21,7 +21,7 @@ use bitcoin::hashes::{Hash, HashEngine, sha256, sha256d};
 use bitcoin::{Amount, Block, BlockHash, Network, OutPoint};
 use merkle_proofs::Commitment;
 use utxo_core::muhash::MuHash3072;
-use utxo_core::{ChainParams, Coin, SetOptions, UtxoSet, bogosize, txout_ser};
+use utxo_core::{ChainParams, Coin, PreparedBlock, SetOptions, UtxoSet, bogosize, txout_ser};
 use wal_store::{Ack, BlockRecord, Store, StoreOptions};
 
 use crate::chain::{Backend, Entry};
@@ -305,11 +305,12 @@ impl Backend for StoreBackend {
         Ok(())
     }
 
-    fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
+    fn connect(&mut self, prepared: &PreparedBlock, height: u32) -> anyhow::Result<()> {
         if self.headers_only {
             return Ok(());
         }
-        let connected = self.set.connect_block(block, height)?;
+        let connected = self.set.connect_prepared(prepared, height)?;
+        let block = prepared.block();
         let hash = block.block_hash();
         self.commitment
             .apply_change_set(&connected.changes)

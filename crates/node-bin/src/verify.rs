@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use bitcoin::{Block, BlockHash, Network};
-use utxo_core::{BlockUndo, ChainParams, SetOptions, UtxoSet};
+use utxo_core::{BlockUndo, ChainParams, PreparedBlock, SetOptions, UtxoSet};
 
 use crate::chain::{Backend, Chain, REORG_DEPTH_MAX};
 use crate::ingest::{self, Summary};
@@ -33,9 +33,9 @@ impl MemoryBackend {
 }
 
 impl Backend for MemoryBackend {
-    fn connect(&mut self, block: &Block, height: u32) -> anyhow::Result<()> {
-        let undo = self.set.apply_block(block, height)?;
-        self.undo.insert(block.block_hash(), (height, undo));
+    fn connect(&mut self, block: &PreparedBlock, height: u32) -> anyhow::Result<()> {
+        let undo = self.set.apply_prepared(block, height)?;
+        self.undo.insert(block.block().block_hash(), (height, undo));
         if let Some(floor) = height.checked_sub(REORG_DEPTH_MAX + 1) {
             self.undo.retain(|_, (h, _)| *h > floor);
         }
