@@ -8,7 +8,11 @@ use anyhow::{Context, bail};
 use bitcoin::Network;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::blocks::{Assembler, FileBlocks, Pushed};
+use std::sync::mpsc::SyncSender;
+
+use utxo_core::PreparedBlock;
+
+use crate::blocks::{Assembler, FileBlocks, Origin, Pushed};
 use crate::chain::{Accepted, Backend, Chain};
 
 /// Counts from one ingest run.
@@ -77,8 +81,16 @@ pub fn progress_bar(what: &str) -> ProgressBar {
     pb
 }
 
+/// Blocks read ahead of the chain: the reader thread waits when this many are queued (memory is
+/// bounded by this times [`crate::blocks::file::BLOCK_SIZE_MAX`]).
+pub const READ_AHEAD_BLOCKS_MAX: usize = 16;
+
 /// Reads `files` in order into `chain`. `after` runs after each accepted block (e.g. to make progress
 /// durable).
+///
+/// Two threads: a reader decodes the files and prepares each block (its txids hashed, the work
+/// Bitcoin Core does at deserialization), at most [`READ_AHEAD_BLOCKS_MAX`] blocks ahead; this
+/// thread assembles, checks and connects them. The UTXO set then never hashes a transaction.
 ///
 /// # Errors
 /// Unreadable input, an invalid block, a block that never connects, too many orphans, or whatever
@@ -90,11 +102,14 @@ pub fn ingest<B: Backend>(
     pb: &ProgressBar,
     mut after: impl FnMut(&mut Chain<B>, Accepted) -> anyhow::Result<()>,
 ) -> anyhow::Result<Summary> {
-    let mut asm = Assembler::new(chain.known());
+    let paths = expand_inputs(files)?;
+    let mut asm: Assembler<PreparedBlock> = Assembler::new(chain.known());
     let mut sum = Summary::default();
-    for path in &expand_inputs(files)? {
-        tracing::info!(file = %path.display(), "reading blocks");
-        for item in FileBlocks::open(path, network)? {
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS_MAX);
+        scope.spawn(move || read_blocks(&paths, network, &tx));
+        // Dropping `rx` (on return, also on error) ends the reader at its next block.
+        for item in rx {
             let (block, origin) = item?;
             sum.read += 1;
             let ready = match asm.push(block, origin)? {
@@ -126,18 +141,46 @@ pub fn ingest<B: Backend>(
                 after(chain, acc)?;
             }
         }
-    }
+        Ok(())
+    })?;
     let roots = asm.unconnected_roots();
     if let Some((first, missing)) = roots.iter().min_by_key(|(o, _)| &o.origin) {
         bail!(
             "block {} ({}) never connects: its parent {} is in none of the inputs ({} blocks wait for missing parents)",
-            first.block.block_hash(),
+            first.block.block().block_hash(),
             first.origin,
             missing,
             asm.waiting()
         );
     }
     Ok(sum)
+}
+
+/// One block read ahead, or the error that ended reading.
+type ReadItem = anyhow::Result<(PreparedBlock, Origin)>;
+
+/// The reader thread: decodes `paths` in order and sends each block prepared, then stops at the
+/// first error (sent too) or when the receiver is gone.
+fn read_blocks(paths: &[PathBuf], network: Network, tx: &SyncSender<ReadItem>) {
+    for path in paths {
+        tracing::info!(file = %path.display(), "reading blocks");
+        let blocks = match FileBlocks::open(path, network) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(e.into()));
+                return;
+            }
+        };
+        for item in blocks {
+            let item = item
+                .map(|(block, origin)| (PreparedBlock::new(block), origin))
+                .map_err(anyhow::Error::from);
+            let failed = item.is_err();
+            if tx.send(item).is_err() || failed {
+                return;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

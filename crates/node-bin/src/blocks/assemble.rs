@@ -4,6 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use bitcoin::{Block, BlockHash};
+use utxo_core::PreparedBlock;
 
 use super::file::Origin;
 
@@ -30,35 +31,61 @@ pub enum AssembleError {
     },
 }
 
+/// What the assembler needs of a block: its hash and its parent's.
+pub trait BlockLinks {
+    /// The block's hash.
+    fn hash(&self) -> BlockHash;
+    /// Its parent's hash.
+    fn parent(&self) -> BlockHash;
+}
+
+impl BlockLinks for Block {
+    fn hash(&self) -> BlockHash {
+        self.block_hash()
+    }
+    fn parent(&self) -> BlockHash {
+        self.header.prev_blockhash
+    }
+}
+
+impl BlockLinks for PreparedBlock {
+    fn hash(&self) -> BlockHash {
+        self.block().block_hash()
+    }
+    fn parent(&self) -> BlockHash {
+        self.block().header.prev_blockhash
+    }
+}
+
 /// A block waiting for its parent.
 #[derive(Debug)]
-pub struct Orphan {
+pub struct Orphan<B = Block> {
     /// The block.
-    pub block: Block,
+    pub block: B,
     /// Where it was read.
     pub origin: Origin,
 }
 
-/// Releases blocks once their parent is known.
-#[derive(Debug, Default)]
-pub struct Assembler {
+/// Releases blocks (plain, or prepared with their txids) once their parent is known.
+#[derive(Debug)]
+pub struct Assembler<B = Block> {
     known: HashSet<BlockHash>,
-    waiting: HashMap<BlockHash, Vec<Orphan>>,
+    waiting: HashMap<BlockHash, Vec<Orphan<B>>>,
     count: usize,
 }
 
 /// What [`Assembler::push`] did with a block.
 #[derive(Debug)]
-pub enum Pushed {
+pub enum Pushed<B = Block> {
     /// The block was already known; it was dropped.
     Duplicate,
     /// Its parent is unknown: it waits.
     Waiting,
     /// These blocks (the pushed one first, then released orphans) are ready, each after its parent.
-    Ready(Vec<(Block, Origin)>),
+    Ready(Vec<(B, Origin)>),
 }
 
-impl Assembler {
+impl<B: BlockLinks> Assembler<B> {
     /// An assembler for which `known` blocks (and the all-zero hash, the genesis block's parent) are
     /// parents that have been seen.
     pub fn new(known: impl IntoIterator<Item = BlockHash>) -> Self {
@@ -66,7 +93,8 @@ impl Assembler {
         known.insert(<BlockHash as bitcoin::hashes::Hash>::all_zeros());
         Self {
             known,
-            ..Self::default()
+            waiting: HashMap::new(),
+            count: 0,
         }
     }
 
@@ -74,12 +102,12 @@ impl Assembler {
     ///
     /// # Errors
     /// [`AssembleError::OrphanPoolFull`] when the block would have to wait and the pool is full.
-    pub fn push(&mut self, block: Block, origin: Origin) -> Result<Pushed, AssembleError> {
-        let hash = block.block_hash();
+    pub fn push(&mut self, block: B, origin: Origin) -> Result<Pushed<B>, AssembleError> {
+        let hash = block.hash();
         if self.known.contains(&hash) || self.is_waiting(&hash, &block) {
             return Ok(Pushed::Duplicate);
         }
-        let prev = block.header.prev_blockhash;
+        let prev = block.parent();
         if !self.known.contains(&prev) {
             let count = self.count + 1;
             if count > ORPHAN_BLOCKS_MAX {
@@ -100,7 +128,7 @@ impl Assembler {
         let mut queue = std::collections::VecDeque::new();
         queue.push_back((block, origin));
         while let Some((block, origin)) = queue.pop_front() {
-            let hash = block.block_hash();
+            let hash = block.hash();
             self.known.insert(hash);
             if let Some(children) = self.waiting.remove(&hash) {
                 for child in children {
@@ -113,10 +141,10 @@ impl Assembler {
         Ok(Pushed::Ready(ready))
     }
 
-    fn is_waiting(&self, hash: &BlockHash, block: &Block) -> bool {
+    fn is_waiting(&self, hash: &BlockHash, block: &B) -> bool {
         self.waiting
-            .get(&block.header.prev_blockhash)
-            .is_some_and(|v| v.iter().any(|o| o.block.block_hash() == *hash))
+            .get(&block.parent())
+            .is_some_and(|v| v.iter().any(|o| o.block.hash() == *hash))
     }
 
     /// Number of blocks waiting for a parent.
@@ -126,12 +154,12 @@ impl Assembler {
 
     /// The waiting blocks whose parent is not itself waiting (the first block of each group that
     /// never connected), in no particular order, with the parent each one is missing.
-    pub fn unconnected_roots(&self) -> Vec<(&Orphan, BlockHash)> {
+    pub fn unconnected_roots(&self) -> Vec<(&Orphan<B>, BlockHash)> {
         let waiting_hashes: HashSet<BlockHash> = self
             .waiting
             .values()
             .flatten()
-            .map(|o| o.block.block_hash())
+            .map(|o| o.block.hash())
             .collect();
         self.waiting
             .iter()
