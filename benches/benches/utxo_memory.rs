@@ -110,11 +110,7 @@ fn main() {
         return;
     }
     // Criterion-style filter: run when no filter is given or one matches our name.
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    if !figures::selected(NAME) {
         return;
     }
     let (set, set_secs) = measure("set", n);

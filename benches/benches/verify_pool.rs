@@ -98,11 +98,8 @@ fn measure(n: usize, pool: &StateVerifier) -> (f64, f64, f64) {
 }
 
 fn main() {
-    let filters: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    if !filters.is_empty() && !filters.iter().any(|f| NAME.contains(f.as_str())) {
+    // Criterion-style filter: run when no filter is given or one matches our name.
+    if !figures::selected(NAME) {
         return;
     }
     let pool = StateVerifier::new(2).unwrap();

@@ -80,9 +80,37 @@ pub fn write(name: &str, figures: &[Figure]) -> io::Result<PathBuf> {
     Ok(path)
 }
 
+/// Whether a figure benchmark named `name` runs under this process's arguments, as criterion
+/// filters: when no filter is given or one is a substring of `name` (flags are skipped).
+pub fn selected(name: &str) -> bool {
+    selected_by(name, std::env::args().skip(1))
+}
+
+fn selected_by(name: &str, args: impl Iterator<Item = String>) -> bool {
+    let filters: Vec<String> = args.filter(|a| !a.starts_with('-')).collect();
+    filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn figure_benchmarks_follow_criterion_style_filters() {
+        let args = |v: &[&str]| {
+            v.iter()
+                .map(|s| (*s).to_string())
+                .collect::<Vec<_>>()
+                .into_iter()
+        };
+        assert!(selected_by("utxo_memory", args(&["--bench"])));
+        assert!(selected_by("utxo_memory", args(&["--bench", "utxo"])));
+        assert!(!selected_by("utxo_memory", args(&["--bench", "channel"])));
+        assert!(selected_by(
+            "channel_verify_ab",
+            args(&["merkle", "verify"])
+        ));
+    }
 
     #[test]
     fn rss_is_positive_on_linux() {
