@@ -345,7 +345,7 @@ impl<S: CoinStore> CoinCache<S> {
             })?;
             let mut drawn = diff.take_changes();
             let undo = pending.finish(block, &diff, &mut drawn, false);
-            (undo, drawn.changes)
+            (undo, drawn.into_changes())
         };
         {
             let mut inner = lock(&self.inner);

@@ -55,6 +55,67 @@ impl Coin {
     }
 }
 
+/// A coin's fields, borrowed: from an owned [`Coin`] or straight from a block's output (so a
+/// created coin is written into the set without copying its script first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CoinParts<'a> {
+    pub(crate) amount: Amount,
+    /// Core's `height * 2 + coinbase`.
+    pub(crate) code: u32,
+    pub(crate) script: &'a bitcoin::Script,
+}
+
+impl CoinParts<'_> {
+    /// The output of a block at `height` (`is_coinbase`: of its first transaction).
+    pub(crate) fn of_txout(txout: &TxOut, height: u32, is_coinbase: bool) -> CoinParts<'_> {
+        CoinParts {
+            amount: txout.value,
+            code: (height << 1) | u32::from(is_coinbase),
+            script: &txout.script_pubkey,
+        }
+    }
+
+    pub(crate) fn height(&self) -> u32 {
+        self.code >> 1
+    }
+
+    pub(crate) fn is_coinbase(&self) -> bool {
+        self.code & 1 == 1
+    }
+
+    /// An owned coin (the script copied).
+    pub(crate) fn to_coin(self) -> Coin {
+        Coin {
+            amount: self.amount,
+            height: self.height(),
+            is_coinbase: self.is_coinbase(),
+            script_pubkey: self.script.to_owned(),
+        }
+    }
+}
+
+impl Coin {
+    /// The coin's fields, borrowed.
+    pub(crate) fn parts(&self) -> CoinParts<'_> {
+        CoinParts {
+            amount: self.amount,
+            code: self.code(),
+            script: &self.script_pubkey,
+        }
+    }
+}
+
+/// Anything that lends its coin's fields (an owned coin, or a coin entering the set).
+pub(crate) trait AsParts {
+    fn as_parts(&self) -> CoinParts<'_>;
+}
+
+impl AsParts for Coin {
+    fn as_parts(&self) -> CoinParts<'_> {
+        self.parts()
+    }
+}
+
 /// Whether an output can never be spent and so never enters the UTXO set: its script starts with
 /// `OP_RETURN` or is longer than [`SCRIPT_SIZE_MAX`] (Core's `CScript::IsUnspendable`).
 pub fn is_unspendable(script: &bitcoin::Script) -> bool {

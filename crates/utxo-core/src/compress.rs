@@ -220,14 +220,17 @@ pub fn read_compressed_script(input: &mut &[u8]) -> Result<ScriptBuf, DecodeErro
     match size {
         0x00 => {
             let hash = read_bytes(input, 20)?;
-            let mut s = vec![0x76, 0xa9, 0x14];
+            // Allocated once at the script's size (a `vec!` of the prefix would grow twice).
+            let mut s = Vec::with_capacity(25);
+            s.extend_from_slice(&[0x76, 0xa9, 0x14]);
             s.extend_from_slice(hash);
             s.extend_from_slice(&[0x88, 0xac]);
             Ok(ScriptBuf::from_bytes(s))
         }
         0x01 => {
             let hash = read_bytes(input, 20)?;
-            let mut s = vec![0xa9, 0x14];
+            let mut s = Vec::with_capacity(23);
+            s.extend_from_slice(&[0xa9, 0x14]);
             s.extend_from_slice(hash);
             s.push(0x87);
             Ok(ScriptBuf::from_bytes(s))

@@ -5,10 +5,10 @@
 //! the same rules serve the in-memory [`crate::UtxoSet`] and the bounded [`crate::CoinCache`].
 
 use bitcoin::hashes::{Hash, sha256d};
-use bitcoin::{Amount, Block, OutPoint, Transaction, Txid};
+use bitcoin::{Amount, Block, OutPoint, Transaction, TxOut, Txid};
 
 use crate::changes::ChangeSet;
-use crate::coin::{Coin, is_unspendable};
+use crate::coin::{Coin, CoinParts, is_unspendable};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::{COINBASE_MATURITY, ChainParams};
 use crate::shard::Key;
@@ -28,22 +28,35 @@ pub(crate) enum Failure<E, R> {
 struct Slot {
     outpoint: OutPoint,
     before: Option<Coin>,
-    /// The coin after the block so far; meaningful only once `changed` (until then it is `before`,
-    /// which saves cloning every coin read).
-    after: Option<Coin>,
-    changed: bool,
+    after: After,
     /// Spent by an input of this block (to tell a double spend from a missing coin).
     spent_here: bool,
+}
+
+/// A slot's coin after the block so far.
+enum After {
+    /// Unchanged: the coin is `before` (which saves cloning every coin read).
+    Same,
+    /// No coin (spent, or removed by a disconnect).
+    Gone,
+    /// Output `vout` of the block's transaction `tx`, created by this block: a reference, so
+    /// its script is not copied until a caller asks for an owned coin.
+    Output { tx: u32, vout: u32 },
+    /// An owned coin (restored by a disconnect).
+    Coin(Coin),
 }
 
 /// The net effect of a block on the outpoints it touches, in first-touch order: the touched slots
 /// in a vector, found through a small open-addressing table of 8-byte entries (slot position and
 /// 32 hash bits), so one touch costs one probe of a table that stays in cache, and drawing the
 /// changes out removes nothing.
-pub(crate) struct Diff {
+pub(crate) struct Diff<'b> {
     /// Power-of-two sized, at most half full: `(position + 1) << 32 | hash bits`, 0 when empty.
     table: Vec<u64>,
     slots: Vec<Slot>,
+    /// The block whose outputs `After::Output` names (empty for a disconnect), and its height.
+    txs: &'b [Transaction],
+    height: u32,
 }
 
 /// The overlay's hash of an outpoint: the set's seeded hash of 8 txid bytes and the vout.
@@ -66,11 +79,52 @@ impl std::hash::BuildHasher for BuildOutPointHasher {
     }
 }
 
-impl Diff {
-    fn new(capacity: usize) -> Diff {
+/// A coin entering the set: an output of the block (borrowed) or an owned coin.
+#[derive(Debug)]
+pub(crate) enum NewCoin<'b> {
+    /// A block's output and its `height * 2 + coinbase` code.
+    Output(&'b TxOut, u32),
+    /// An owned coin.
+    Owned(Coin),
+}
+
+impl crate::coin::AsParts for NewCoin<'_> {
+    fn as_parts(&self) -> CoinParts<'_> {
+        self.parts()
+    }
+}
+
+impl NewCoin<'_> {
+    /// The coin's fields.
+    pub(crate) fn parts(&self) -> CoinParts<'_> {
+        match self {
+            NewCoin::Output(txout, code) => CoinParts {
+                amount: txout.value,
+                code: *code,
+                script: &txout.script_pubkey,
+            },
+            NewCoin::Owned(coin) => coin.parts(),
+        }
+    }
+
+    /// An owned coin (a block's output copied).
+    pub(crate) fn into_coin(self) -> Coin {
+        match self {
+            NewCoin::Output(..) => self.parts().to_coin(),
+            NewCoin::Owned(coin) => coin,
+        }
+    }
+}
+
+impl<'b> Diff<'b> {
+    /// A diff for `capacity` touches of the block `txs` at `height` (`txs` empty for a
+    /// disconnect, which only sets owned coins).
+    fn new(capacity: usize, txs: &'b [Transaction], height: u32) -> Diff<'b> {
         Diff {
             table: vec![0; (2 * capacity).next_power_of_two().max(16)],
             slots: Vec::with_capacity(capacity),
+            txs,
+            height,
         }
     }
 
@@ -106,8 +160,7 @@ impl Diff {
         self.slots.push(Slot {
             outpoint: *outpoint,
             before,
-            after: None,
-            changed: false,
+            after: After::Same,
             spent_here: false,
         });
         self.table[i] = ((position as u64 + 1) << 32) | bits;
@@ -133,67 +186,98 @@ impl Diff {
         }
     }
 
-    /// The current coin of a touched slot.
-    fn current(&self, position: usize) -> Option<&Coin> {
-        let slot = &self.slots[position];
-        if slot.changed {
-            slot.after.as_ref()
-        } else {
-            slot.before.as_ref()
+    /// The coin an `After` stands for, if any (`before`: the slot's coin before the block).
+    fn coin_of<'a>(&'a self, after: &'a After, before: Option<&'a Coin>) -> Option<CoinParts<'a>> {
+        match after {
+            After::Same => before.map(Coin::parts),
+            After::Gone => None,
+            After::Output { tx, vout } => Some(CoinParts::of_txout(
+                &self.txs[*tx as usize].output[*vout as usize],
+                self.height,
+                *tx == 0,
+            )),
+            After::Coin(coin) => Some(coin.parts()),
         }
     }
 
+    /// The current coin of a touched slot.
+    fn current(&self, position: usize) -> Option<CoinParts<'_>> {
+        let slot = &self.slots[position];
+        self.coin_of(&slot.after, slot.before.as_ref())
+    }
+
     /// Sets the coin of a touched slot.
-    fn set(&mut self, position: usize, coin: Option<Coin>) {
-        let slot = &mut self.slots[position];
-        slot.after = coin;
-        slot.changed = true;
+    fn set(&mut self, position: usize, after: After) {
+        self.slots[position].after = after;
     }
 
     /// Removes the coin of a touched slot (which has one), as spent by an input of this block, and
-    /// says where its undo entry is: a coin created earlier in the block is moved out, a coin from
-    /// before the block stays in the slot until the changes are drawn (no clone).
+    /// says where its undo entry is: a coin created earlier in the block is copied out of the block
+    /// (or moved out of its slot), a coin from before the block stays in the slot until the changes
+    /// are drawn (no clone).
     fn spend(&mut self, position: usize) -> UndoCoin {
-        let slot = &mut self.slots[position];
-        let undo = match (slot.changed, slot.after.take()) {
-            (true, Some(coin)) => UndoCoin::Owned(coin),
+        let after = std::mem::replace(&mut self.slots[position].after, After::Gone);
+        self.slots[position].spent_here = true;
+        match after {
+            After::Coin(coin) => UndoCoin::Owned(coin),
+            After::Output { .. } => UndoCoin::Owned(
+                self.coin_of(&after, None)
+                    .map_or_else(empty_coin, CoinParts::to_coin),
+            ),
             #[allow(clippy::cast_possible_truncation)] // A block touches far fewer than 2^32 slots.
-            _ => UndoCoin::Slot(position as u32),
-        };
-        slot.changed = true;
-        slot.spent_here = true;
-        undo
+            After::Same | After::Gone => UndoCoin::Slot(position as u32),
+        }
     }
 
     /// The net changes: coins that leave (with their old value) and coins that enter.
     pub(crate) fn into_changes(mut self) -> ChangeSet {
-        self.take_changes().changes
+        self.take_changes().into_changes()
     }
 
-    /// Moves the net changes out: coins that leave (with their old value) and coins that enter,
-    /// with where each slot's old coin went and whether any outpoint is both spent and created.
-    pub(crate) fn take_changes(&mut self) -> Drawn {
+    /// Moves the net changes out: coins that leave (with their old value) and coins that enter
+    /// (the block's outputs borrowed), with where each slot's old coin went and whether any
+    /// outpoint is both spent and created.
+    pub(crate) fn take_changes(&mut self) -> Drawn<'b> {
         let mut drawn = Drawn {
-            changes: ChangeSet {
-                spent: Vec::with_capacity(self.slots.len() / 2),
-                created: Vec::with_capacity(self.slots.len() / 2),
-            },
+            spent: Vec::with_capacity(self.slots.len() / 2),
+            created: Vec::with_capacity(self.slots.len() / 2),
             spent_at: vec![NOT_SPENT; self.slots.len()],
             replaced: false,
         };
+        let txs = self.txs;
+        let code_base = self.height << 1;
         for (position, slot) in self.slots.iter_mut().enumerate() {
-            if !slot.changed || slot.before == slot.after {
+            let after = std::mem::replace(&mut slot.after, After::Same);
+            let new = match after {
+                After::Same => continue,
+                After::Gone => None,
+                After::Output { tx, vout } => Some(NewCoin::Output(
+                    &txs[tx as usize].output[vout as usize],
+                    code_base | u32::from(tx == 0),
+                )),
+                After::Coin(coin) => Some(NewCoin::Owned(coin)),
+            };
+            let unchanged = match (&slot.before, &new) {
+                (None, None) => true,
+                (Some(old), Some(new)) => old.parts() == new.parts(),
+                _ => false,
+            };
+            if unchanged {
+                // Put an owned coin back where `before` is read (the undo of a spend may).
+                if let Some(NewCoin::Owned(coin)) = new {
+                    slot.after = After::Coin(coin);
+                }
                 continue;
             }
-            drawn.replaced |= slot.before.is_some() && slot.after.is_some();
+            drawn.replaced |= slot.before.is_some() && new.is_some();
             if let Some(old) = slot.before.take() {
                 #[allow(clippy::cast_possible_truncation)] // Fewer spends than slots.
-                let at = drawn.changes.spent.len() as u32;
+                let at = drawn.spent.len() as u32;
                 drawn.spent_at[position] = at;
-                drawn.changes.spent.push((slot.outpoint, old));
+                drawn.spent.push((slot.outpoint, old));
             }
-            if let Some(new) = slot.after.take() {
-                drawn.changes.created.push((slot.outpoint, new));
+            if let Some(new) = new {
+                drawn.created.push((slot.outpoint, new));
             }
         }
         drawn
@@ -204,18 +288,34 @@ impl Diff {
 const NOT_SPENT: u32 = u32::MAX;
 
 /// A diff's changes, drawn out by [`Diff::take_changes`].
-pub(crate) struct Drawn {
-    /// The net changes.
-    pub(crate) changes: ChangeSet,
-    /// Per slot: the index in `changes.spent` its old coin moved to, or [`NOT_SPENT`].
+pub(crate) struct Drawn<'b> {
+    /// Coins that leave the set, with their values before the block.
+    pub(crate) spent: Vec<(OutPoint, Coin)>,
+    /// Coins that enter the set.
+    pub(crate) created: Vec<(OutPoint, NewCoin<'b>)>,
+    /// Per slot: the index in `spent` its old coin moved to, or [`NOT_SPENT`].
     spent_at: Vec<u32>,
     /// Whether an outpoint is both spent and created (BIP30's exception blocks only).
     pub(crate) replaced: bool,
 }
 
+impl Drawn<'_> {
+    /// The changes as a [`ChangeSet`] (created coins copied out of the block).
+    pub(crate) fn into_changes(self) -> ChangeSet {
+        ChangeSet {
+            created: self
+                .created
+                .into_iter()
+                .map(|(op, new)| (op, new.into_coin()))
+                .collect(),
+            spent: self.spent,
+        }
+    }
+}
+
 /// Where one input's undo coin is until the block's undo data is built.
 pub(crate) enum UndoCoin {
-    /// A coin created earlier in the block, moved out of its slot when spent.
+    /// A coin created earlier in the block, copied or moved out of its slot when spent.
     Owned(Coin),
     /// The old coin of this slot (moved into the drawn changes' spent list).
     Slot(u32),
@@ -229,12 +329,12 @@ pub(crate) struct PendingUndo {
 
 impl PendingUndo {
     /// The block's undo data, its old coins cloned out of `drawn` (`take`: moved out, leaving
-    /// `drawn.changes.spent` with empty coins, for callers that do not return the changes).
+    /// `drawn.spent` with empty coins, for callers that do not return the changes).
     pub(crate) fn finish(
         self,
         block: &Block,
-        diff: &Diff,
-        drawn: &mut Drawn,
+        diff: &Diff<'_>,
+        drawn: &mut Drawn<'_>,
         take: bool,
     ) -> BlockUndo {
         let mut spent = self.spent.into_iter();
@@ -252,7 +352,7 @@ impl PendingUndo {
                                 .clone()
                                 .unwrap_or_else(empty_coin),
                             at => {
-                                let old = &mut drawn.changes.spent[at as usize].1;
+                                let old = &mut drawn.spent[at as usize].1;
                                 if take {
                                     std::mem::replace(old, empty_coin())
                                 } else {
@@ -362,18 +462,18 @@ fn output_value(tx: &Transaction, txid: Txid) -> Result<Amount, ApplyError> {
 /// tight pass, so the lookups' cache misses overlap; the rules then find them in the diff. The
 /// result is the same either way (the lookups read the set as it was before the block, and the
 /// spent and created slots keep their relative order).
-pub(crate) fn connect<E>(
-    block: &Block,
+pub(crate) fn connect<'b, E>(
+    block: &'b Block,
     txids: &[Txid],
     height: u32,
     params: &ChainParams,
     prefill: bool,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
-) -> Result<(Diff, PendingUndo), Failure<E, ApplyError>> {
+) -> Result<(Diff<'b>, PendingUndo), Failure<E, ApplyError>> {
     check_structure(block).map_err(Failure::Rule)?;
     assert_eq!(txids.len(), block.txdata.len(), "one txid per transaction");
     let may_overwrite = params.is_bip30_exception(height, &block.block_hash());
-    let mut diff = Diff::new(block.txdata.len() * 4);
+    let mut diff = Diff::new(block.txdata.len() * 4, &block.txdata, height);
     // With `prefill`: the slot of every input, then of every new output, in the order the rules
     // pass takes them (so it need not find them again).
     let mut input_slots = Vec::new();
@@ -436,11 +536,11 @@ pub(crate) fn connect<E>(
                         return Err(Failure::Rule(err));
                     }
                 };
-                if coin.is_coinbase && height.saturating_sub(coin.height) < COINBASE_MATURITY {
+                if coin.is_coinbase() && height.saturating_sub(coin.height()) < COINBASE_MATURITY {
                     return Err(Failure::Rule(ApplyError::ImmatureCoinbaseSpend {
                         txid,
                         outpoint,
-                        coin_height: coin.height,
+                        coin_height: coin.height(),
                         spend_height: height,
                     }));
                 }
@@ -475,7 +575,14 @@ pub(crate) fn connect<E>(
             if diff.current(position).is_some() && !(is_coinbase && may_overwrite) {
                 return Err(Failure::Rule(ApplyError::Bip30Overwrite { txid, outpoint }));
             }
-            diff.set(position, Some(Coin::from_txout(txout, height, is_coinbase)));
+            #[allow(clippy::cast_possible_truncation)] // Block positions fit 32 bits.
+            diff.set(
+                position,
+                After::Output {
+                    tx: index as u32,
+                    vout,
+                },
+            );
         }
     }
     let coinbase = &block.txdata[0];
@@ -498,13 +605,13 @@ pub(crate) fn disconnect<E>(
     height: u32,
     undo: &BlockUndo,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
-) -> Result<Diff, Failure<E, DisconnectError>> {
+) -> Result<Diff<'static>, Failure<E, DisconnectError>> {
     let hash = block.block_hash();
     let mismatch = || Failure::Rule(DisconnectError::UndoMismatch { block: hash });
     if undo.txs.len() != block.txdata.len().saturating_sub(1) {
         return Err(mismatch());
     }
-    let mut diff = Diff::new(block.txdata.len() * 4);
+    let mut diff = Diff::new(block.txdata.len() * 4, &[], height);
     let mut buf = Vec::with_capacity(1024);
     for (index, tx) in block.txdata.iter().enumerate().rev() {
         let is_coinbase = index == 0;
@@ -517,12 +624,12 @@ pub(crate) fn disconnect<E>(
                 return Err(mismatch());
             };
             let outpoint = OutPoint { txid, vout };
-            let expected = Coin::from_txout(txout, height, is_coinbase);
+            let expected = CoinParts::of_txout(txout, height, is_coinbase);
             let position = diff
                 .touch(&outpoint, &mut lookup)
                 .map_err(Failure::Lookup)?;
             match diff.current(position) {
-                Some(coin) if *coin == expected => diff.set(position, None),
+                Some(coin) if coin == expected => diff.set(position, After::Gone),
                 _ => return Err(Failure::Rule(DisconnectError::OutputMismatch { outpoint })),
             }
         }
@@ -543,7 +650,7 @@ pub(crate) fn disconnect<E>(
                     outpoint,
                 }));
             }
-            diff.set(position, Some(coin.clone()));
+            diff.set(position, After::Coin(coin.clone()));
         }
     }
     Ok(diff)
@@ -611,7 +718,7 @@ mod tests {
     /// txids share their first 8 bytes (equal overlay hashes for equal vouts), and looks each up once.
     #[test]
     fn diff_finds_every_touched_outpoint_across_growth() {
-        let mut diff = Diff::new(1);
+        let mut diff = Diff::new(1, &[], 0);
         let mut lookups = 0;
         let outpoints: Vec<OutPoint> = (0..300u32)
             .map(|i| {
@@ -634,6 +741,70 @@ mod tests {
         }
         assert_eq!(lookups, outpoints.len());
         assert!(diff.table.len() >= 2 * outpoints.len());
+    }
+
+    /// A block of a coinbase, a transaction spending a coin from before the block, and one
+    /// spending that transaction's first output.
+    fn chained_block() -> (Block, Vec<Txid>, OutPoint, Coin) {
+        let old = OutPoint::new(Txid::from_byte_array([3; 32]), 1);
+        let old_coin = Coin {
+            amount: Amount::from_sat(10_000),
+            height: 5,
+            is_coinbase: false,
+            script_pubkey: ScriptBuf::from_bytes(vec![0x51; 22]),
+        };
+        let coinbase = Transaction {
+            input: vec![TxIn::default()],
+            ..tx(1, 1, 3, false)
+        };
+        let mut parent = tx(1, 2, 22, false);
+        parent.input[0].previous_output = old;
+        let mut child = tx(1, 1, 25, false);
+        child.input[0].previous_output = OutPoint::new(parent.compute_txid(), 0);
+        let block = Block {
+            header: bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header,
+            txdata: vec![coinbase, parent, child],
+        };
+        let ids = txids(&block);
+        (block, ids, old, old_coin)
+    }
+
+    /// Created coins stay references to the block's outputs until a caller asks for owned coins;
+    /// the owned changes and undo are what the block's own description says
+    /// (`ChangeSet::from_block`), and a coin created and spent in the block is undone from the
+    /// block's output.
+    #[test]
+    fn created_coins_are_borrowed_from_the_block_until_drawn_as_owned() {
+        let (block, ids, old, old_coin) = chained_block();
+        let height = 900_000;
+        let lookup = |op: &OutPoint| Ok::<_, ()>((*op == old).then(|| old_coin.clone()));
+        let (mut diff, pending) =
+            connect(&block, &ids, height, &ChainParams::default(), true, lookup).unwrap();
+        let mut drawn = diff.take_changes();
+        assert_eq!(drawn.spent, vec![(old, old_coin.clone())]);
+        // Parent output 1 and the child's output: borrowed from the block, not copied.
+        let borrowed: Vec<*const TxOut> = drawn
+            .created
+            .iter()
+            .filter_map(|(_, new)| match new {
+                NewCoin::Output(txout, _) => Some(std::ptr::from_ref(*txout)),
+                NewCoin::Owned(_) => None,
+            })
+            .collect();
+        let expected: Vec<*const TxOut> = [&block.txdata[0].output[0], &block.txdata[1].output[1]]
+            .into_iter()
+            .chain(&block.txdata[2].output)
+            .map(std::ptr::from_ref)
+            .collect();
+        assert_eq!(borrowed, expected);
+        let undo = pending.finish(&block, &diff, &mut drawn, false);
+        let in_block = Coin::from_txout(&block.txdata[1].output[0], height, false);
+        assert_eq!(undo.txs[0].spent, vec![old_coin]);
+        assert_eq!(undo.txs[1].spent, vec![in_block]);
+        assert_eq!(
+            drawn.into_changes(),
+            ChangeSet::from_block(&block, height, &undo)
+        );
     }
 
     proptest! {

@@ -21,7 +21,7 @@ use bitcoin::hashes::Hash as _;
 use bitcoin::{Block, BlockHash, OutPoint, Txid};
 
 use crate::changes::ChangeSet;
-use crate::coin::Coin;
+use crate::coin::{AsParts, Coin, CoinParts};
 use crate::connect::{self, BuildOutPointHasher, Failure};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::ChainParams;
@@ -299,7 +299,7 @@ impl UtxoSet {
         let hash = self.hash_of(&key);
         let old = {
             let mut shard = write(&self.shards[self.shard_index(hash)]);
-            let old = shard.put(hash, &key, &[(key.vout, &coin)], true);
+            let old = shard.put(hash, &key, &[(key.vout, coin.parts())], true);
             shard.maintain();
             old
         };
@@ -537,10 +537,15 @@ impl UtxoSet {
                 )?;
             drop(held);
             let mut drawn = diff.take_changes();
-            self.commit_with(&drawn.changes, drawn.replaced, Some((hash, height)));
+            self.commit_with(
+                &drawn.created,
+                &drawn.spent,
+                drawn.replaced,
+                Some((hash, height)),
+            );
             let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
             let changes = if keep_changes {
-                drawn.changes
+                drawn.into_changes()
             } else {
                 ChangeSet::default()
             };
@@ -644,19 +649,25 @@ impl UtxoSet {
     /// Writes a diff: inserts first, then deletes, one shard lock at a time (shards spread over
     /// threads when the set has more than one); then the statistics.
     fn commit(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
-        self.commit_with(changes, true, best);
+        self.commit_with(&changes.created, &changes.spent, true, best);
     }
 
     /// [`UtxoSet::commit`]; `may_replace` false promises that no outpoint is both spent and
     /// created (true of every block but BIP30's exceptions), which saves looking for them.
-    fn commit_with(&self, changes: &ChangeSet, may_replace: bool, best: Option<(BlockHash, u32)>) {
-        let mut inserts: Vec<Change<'_>> = Vec::with_capacity(changes.created.len());
-        for (op, coin) in &changes.created {
+    fn commit_with(
+        &self,
+        created: &[(OutPoint, impl AsParts)],
+        spent: &[(OutPoint, Coin)],
+        may_replace: bool,
+        best: Option<(BlockHash, u32)>,
+    ) {
+        let mut inserts: Vec<Change<'_>> = Vec::with_capacity(created.len());
+        for (op, coin) in created {
             let key = Key::of(op);
             let hash = self.hash_of(&key);
-            inserts.push((self.shard_index(hash), hash, key, Some(coin)));
+            inserts.push((self.shard_index(hash), hash, key, Some(coin.as_parts())));
         }
-        let created: std::collections::HashSet<Key, SeededState> = if may_replace {
+        let created_keys: std::collections::HashSet<Key, SeededState> = if may_replace {
             let mut set = std::collections::HashSet::with_capacity_and_hasher(
                 inserts.len(),
                 self.state.clone(),
@@ -666,12 +677,11 @@ impl UtxoSet {
         } else {
             std::collections::HashSet::with_hasher(self.state.clone())
         };
-        let deletes: Vec<Change<'_>> = changes
-            .spent
+        let deletes: Vec<Change<'_>> = spent
             .iter()
             .map(|(op, _)| Key::of(op))
             // A coin replaced in place (BIP30 exception) is written by its insert.
-            .filter(|key| !may_replace || !created.contains(key))
+            .filter(|key| !may_replace || !created_keys.contains(key))
             .map(|key| {
                 let hash = self.hash_of(&key);
                 (self.shard_index(hash), hash, key, None)
@@ -693,15 +703,21 @@ impl UtxoSet {
                 self.write_groups(phase, 0, 1);
             }
         }
+        let mut buf = Vec::with_capacity(128);
         let mut summary = lock(&self.summary);
-        summary.stats.apply(changes);
+        for (op, coin) in spent {
+            summary.stats.remove_coin(op, coin, &mut buf);
+        }
+        for (op, coin) in created {
+            summary.stats.add_parts(op, coin.as_parts(), &mut buf);
+        }
         summary.best = best;
     }
 
     /// Writes the changes of the shards `lane`, `lane + lanes`, … (sorted by shard): the coins of
     /// one transaction (and output group) in one record write, deletes one by one.
     fn write_groups(&self, changes: &[Change<'_>], lane: usize, lanes: usize) {
-        let mut coins: Vec<(u32, &Coin)> = Vec::new();
+        let mut coins: Vec<(u32, CoinParts<'_>)> = Vec::new();
         for group in changes.chunk_by(|a, b| a.0 == b.0) {
             let shard_index = group[0].0;
             if shard_index % lanes != lane {
@@ -729,7 +745,7 @@ impl UtxoSet {
 }
 
 /// One change of a commit: (shard, key hash, key, the new coin or `None` for a delete).
-type Change<'a> = (usize, u64, Key, Option<&'a Coin>);
+type Change<'a> = (usize, u64, Key, Option<CoinParts<'a>>);
 
 /// `changes` ordered by shard (a stable counting sort: the order within a shard is kept).
 fn by_shard(changes: Vec<Change<'_>>, shards: usize) -> Vec<Change<'_>> {

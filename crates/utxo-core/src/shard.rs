@@ -23,7 +23,7 @@
 //! Spending an output rewrites the record in place without it; spending the last frees the record.
 
 use crate::arena::{Arena, Handle};
-use crate::coin::Coin;
+use crate::coin::{Coin, CoinParts};
 use crate::compress::{
     compress_amount, decompress_amount, read_compressed_script, write_compressed_script,
     write_varint, write_varint_wide,
@@ -399,7 +399,7 @@ impl Shard {
         &mut self,
         hash: u64,
         key: &Key,
-        coins: &[(u32, &Coin)],
+        coins: &[(u32, CoinParts<'_>)],
         want_old: bool,
     ) -> Option<Coin> {
         if coins.is_empty() {
@@ -414,10 +414,10 @@ impl Shard {
             let low = Key { vout, ..*key }.low();
             let start = self.fresh.len();
             write_amount(coin.amount.to_sat(), &mut self.fresh);
-            write_compressed_script(&coin.script_pubkey, &mut self.fresh);
+            write_compressed_script(coin.script, &mut self.fresh);
             let part = Part {
                 low,
-                code: coin.code(),
+                code: coin.code,
                 old: false,
                 start,
                 end: self.fresh.len(),
@@ -603,7 +603,7 @@ mod tests {
 
     fn put(shard: &mut Shard, k: Key, c: &Coin) -> Option<Coin> {
         let hash = key_hash(shard.seed, &k.txid, k.group());
-        shard.put(hash, &k, &[(k.vout, c)], true)
+        shard.put(hash, &k, &[(k.vout, c.parts())], true)
     }
 
     fn get(shard: &Shard, k: Key) -> Option<Coin> {
@@ -649,7 +649,7 @@ mod tests {
     fn a_group_holds_64_outputs_at_the_limit() {
         let mut shard = Shard::new(1);
         let c = coin(5, 1, 3);
-        let all: Vec<(u32, &Coin)> = (0..GROUP_OUTPUTS).map(|v| (v, &c)).collect();
+        let all: Vec<(u32, CoinParts<'_>)> = (0..GROUP_OUTPUTS).map(|v| (v, c.parts())).collect();
         let k = key(9, 0);
         shard.put(key_hash(1, &k.txid, 0), &k, &all, false);
         assert_eq!(shard.len(), 64);

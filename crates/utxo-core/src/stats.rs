@@ -5,18 +5,23 @@ use bitcoin::hashes::{Hash, HashEngine, sha256d};
 use bitcoin::{Amount, OutPoint};
 
 use crate::changes::ChangeSet;
-use crate::coin::Coin;
+use crate::coin::{Coin, CoinParts};
 use crate::muhash::MuHash3072;
 
 /// Appends Core's `TxOutSer` of one coin: txid (raw order), vout (u32 LE), `height * 2 + coinbase`
 /// (u32 LE), amount (i64 LE), CompactSize script length and script. MuHash and
 /// `hash_serialized_3` hash exactly these bytes.
 pub fn txout_ser(outpoint: &OutPoint, coin: &Coin, out: &mut Vec<u8>) {
+    txout_ser_parts(outpoint, coin.parts(), out);
+}
+
+/// [`txout_ser`] of borrowed coin fields.
+fn txout_ser_parts(outpoint: &OutPoint, coin: CoinParts<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(outpoint.txid.as_byte_array());
     out.extend_from_slice(&outpoint.vout.to_le_bytes());
-    out.extend_from_slice(&coin.code().to_le_bytes());
+    out.extend_from_slice(&coin.code.to_le_bytes());
     out.extend_from_slice(&coin.amount.to_sat().to_le_bytes());
-    let script = coin.script_pubkey.as_bytes();
+    let script = coin.script.as_bytes();
     write_compact_size(script.len() as u64, out);
     out.extend_from_slice(script);
 }
@@ -120,8 +125,18 @@ impl UtxoStats {
     /// valid blocks always does (its total is at most `MAX_MONEY`); only coins inserted by hand
     /// with amounts far above `MAX_MONEY` can wrap `total_amount`.
     pub fn add_coin(&mut self, outpoint: &OutPoint, coin: &Coin, buf: &mut Vec<u8>) {
+        self.add_parts(outpoint, coin.parts(), buf);
+    }
+
+    /// [`UtxoStats::add_coin`] of borrowed coin fields.
+    pub(crate) fn add_parts(
+        &mut self,
+        outpoint: &OutPoint,
+        coin: CoinParts<'_>,
+        buf: &mut Vec<u8>,
+    ) {
         self.txouts = self.txouts.wrapping_add(1);
-        self.bogosize = self.bogosize.wrapping_add(bogosize(coin));
+        self.bogosize = self.bogosize.wrapping_add(50 + coin.script.len() as u64);
         self.total_amount = Amount::from_sat(
             self.total_amount
                 .to_sat()
@@ -129,7 +144,7 @@ impl UtxoStats {
         );
         if let Some(m) = &mut self.muhash {
             buf.clear();
-            txout_ser(outpoint, coin, buf);
+            txout_ser_parts(outpoint, coin, buf);
             m.insert(buf);
         }
     }
