@@ -52,6 +52,14 @@ fn write_header(len: usize, out: &mut [u8]) -> usize {
     }
 }
 
+/// Appends `record` behind its header (`record.len() <= HEADER_LEN_MAX`).
+fn append(data: &mut Vec<u8>, record: &[u8]) {
+    let mut header = [0u8; 2];
+    let hl = write_header(record.len(), &mut header);
+    data.extend_from_slice(&header[..hl]);
+    data.extend_from_slice(record);
+}
+
 /// Reads a header: (header length, allocated record length).
 fn read_header(bytes: &[u8]) -> (usize, usize) {
     let b0 = usize::from(bytes[0]);
@@ -64,8 +72,9 @@ fn read_header(bytes: &[u8]) -> (usize, usize) {
 
 /// One chunk and its accounting.
 struct Chunk {
-    /// `CHUNK_SIZE` bytes, or empty while the chunk is free.
-    data: Box<[u8]>,
+    /// The bytes handed out (`0..used`) in a `CHUNK_SIZE` allocation (none while the chunk is
+    /// free): appended, so a fresh chunk is never zero-filled first.
+    data: Vec<u8>,
     /// Bytes handed out (records are at `0..used`).
     used: usize,
     /// Bytes of `0..used` no live record uses.
@@ -143,8 +152,7 @@ impl Arena {
         };
         let chunk = &mut self.chunks[head as usize];
         let offset = chunk.used;
-        let hl = write_header(record.len(), &mut chunk.data[offset..]);
-        chunk.data[offset + hl..offset + need].copy_from_slice(record);
+        append(&mut chunk.data, record);
         chunk.used += need;
         join(head, offset)
     }
@@ -171,7 +179,7 @@ impl Arena {
             Some(c) => c,
             None if self.chunks.len() < self.chunks_max => {
                 self.chunks.push(Chunk {
-                    data: Box::default(),
+                    data: Vec::new(),
                     used: 0,
                     dead: 0,
                     queued: false,
@@ -181,7 +189,7 @@ impl Arena {
             None => return None,
         };
         let chunk = &mut self.chunks[fresh as usize];
-        chunk.data = vec![0u8; CHUNK_SIZE].into_boxed_slice();
+        chunk.data = Vec::with_capacity(CHUNK_SIZE);
         chunk.used = 0;
         chunk.dead = 0;
         if let Some(old) = self.head.replace(fresh) {
@@ -211,7 +219,7 @@ impl Arena {
     /// Frees chunk `c` (all its records are dead or moved).
     pub(crate) fn release(&mut self, c: u32) {
         let chunk = &mut self.chunks[c as usize];
-        chunk.data = Box::default();
+        chunk.data = Vec::new();
         chunk.used = 0;
         chunk.dead = 0;
         chunk.queued = false;
@@ -271,8 +279,8 @@ impl Arena {
             && offset + need <= CHUNK_SIZE
         {
             // The last record of the head chunk grows in place.
-            let new_hl = write_header(record.len(), &mut chunk.data[offset..]);
-            chunk.data[offset + new_hl..offset + need].copy_from_slice(record);
+            chunk.data.truncate(offset);
+            append(&mut chunk.data, record);
             chunk.used = offset + need;
             chunk.dead -= alloc - live;
             return handle;
@@ -309,7 +317,11 @@ impl Arena {
     /// Bytes the arena holds: chunks in use and side records.
     #[cfg(all(test, not(loom)))]
     pub(crate) fn allocated_bytes(&self) -> usize {
-        let chunks = self.chunks.iter().filter(|c| !c.data.is_empty()).count();
+        let chunks = self
+            .chunks
+            .iter()
+            .filter(|c| c.data.capacity() != 0)
+            .count();
         chunks * CHUNK_SIZE + self.large.iter().map(|r| r.len()).sum::<usize>()
     }
 

@@ -337,6 +337,7 @@ impl<S: CoinStore> CoinCache<S> {
                 height,
                 &self.params,
                 false,
+                connect::DiffBuffers::default(),
                 |op| self.get(op),
             )
             .map_err(|f| match f {
@@ -377,12 +378,14 @@ impl<S: CoinStore> CoinCache<S> {
         let changes = if height == 0 {
             ChangeSet::default()
         } else {
-            connect::disconnect(block, height, undo, |op| self.get(op))
-                .map_err(|f| match f {
-                    Failure::Rule(e) => CacheError::Disconnect(e),
-                    Failure::Lookup(e) => e,
-                })?
-                .into_changes()
+            connect::disconnect(block, height, undo, connect::DiffBuffers::default(), |op| {
+                self.get(op)
+            })
+            .map_err(|f| match f {
+                Failure::Rule(e) => CacheError::Disconnect(e),
+                Failure::Lookup(e) => e,
+            })?
+            .into_changes()
         };
         let mut inner = lock(&self.inner);
         inner.commit(&changes);

@@ -31,6 +31,8 @@ struct Slot {
     after: After,
     /// Spent by an input of this block (to tell a double spend from a missing coin).
     spent_here: bool,
+    /// Its entry in the diff's table.
+    entry: u32,
 }
 
 /// A slot's coin after the block so far.
@@ -116,16 +118,49 @@ impl NewCoin<'_> {
     }
 }
 
+/// A diff's allocations, kept between blocks by a caller that applies many (so a block neither
+/// allocates nor zero-fills fresh pages for its diff). The table is all empty: a diff gives it
+/// back with only its own entries cleared.
+#[derive(Default)]
+pub(crate) struct DiffBuffers {
+    table: Vec<u64>,
+    slots: Vec<Slot>,
+}
+
 impl<'b> Diff<'b> {
     /// A diff for `capacity` touches of the block `txs` at `height` (`txs` empty for a
-    /// disconnect, which only sets owned coins).
-    fn new(capacity: usize, txs: &'b [Transaction], height: u32) -> Diff<'b> {
+    /// disconnect, which only sets owned coins), in `buffers`.
+    fn new(capacity: usize, txs: &'b [Transaction], height: u32, buffers: DiffBuffers) -> Diff<'b> {
+        let DiffBuffers {
+            mut table,
+            mut slots,
+        } = buffers;
+        let size = (2 * capacity).next_power_of_two().max(16);
+        if table.len() != size {
+            table = vec![0; size];
+        }
+        slots.clear();
+        slots.reserve(capacity);
         Diff {
-            table: vec![0; (2 * capacity).next_power_of_two().max(16)],
-            slots: Vec::with_capacity(capacity),
+            table,
+            slots,
             txs,
             height,
         }
+    }
+
+    /// The allocations back, emptied, for the next block.
+    pub(crate) fn into_buffers(self) -> DiffBuffers {
+        let Diff {
+            mut table,
+            mut slots,
+            ..
+        } = self;
+        for slot in &slots {
+            table[slot.entry as usize] = 0;
+        }
+        slots.clear();
+        DiffBuffers { table, slots }
     }
 
     /// The slot of `outpoint`, reading its coin through `lookup` on first touch.
@@ -162,6 +197,8 @@ impl<'b> Diff<'b> {
             before,
             after: After::Same,
             spent_here: false,
+            #[allow(clippy::cast_possible_truncation)] // The table is far below 2^32 entries.
+            entry: i as u32,
         });
         self.table[i] = ((position as u64 + 1) << 32) | bits;
         if 2 * self.slots.len() > self.table.len() {
@@ -175,7 +212,7 @@ impl<'b> Diff<'b> {
         let size = 2 * self.table.len();
         self.table = vec![0; size];
         let mask = size - 1;
-        for (position, slot) in self.slots.iter().enumerate() {
+        for (position, slot) in self.slots.iter_mut().enumerate() {
             let hash = overlay_hash(&slot.outpoint);
             #[allow(clippy::cast_possible_truncation)] // Masked to the table's size.
             let mut i = (hash >> 32) as usize & mask;
@@ -183,6 +220,10 @@ impl<'b> Diff<'b> {
                 i = (i + 1) & mask;
             }
             self.table[i] = ((position as u64 + 1) << 32) | (hash & 0xffff_ffff);
+            #[allow(clippy::cast_possible_truncation)] // The table is far below 2^32 entries.
+            {
+                slot.entry = i as u32;
+            }
         }
     }
 
@@ -468,12 +509,13 @@ pub(crate) fn connect<'b, E>(
     height: u32,
     params: &ChainParams,
     prefill: bool,
+    buffers: DiffBuffers,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
 ) -> Result<(Diff<'b>, PendingUndo), Failure<E, ApplyError>> {
     check_structure(block).map_err(Failure::Rule)?;
     assert_eq!(txids.len(), block.txdata.len(), "one txid per transaction");
     let may_overwrite = params.is_bip30_exception(height, &block.block_hash());
-    let mut diff = Diff::new(block.txdata.len() * 4, &block.txdata, height);
+    let mut diff = Diff::new(block.txdata.len() * 4, &block.txdata, height, buffers);
     // With `prefill`: the slot of every input, then of every new output, in the order the rules
     // pass takes them (so it need not find them again).
     let mut input_slots = Vec::new();
@@ -604,6 +646,7 @@ pub(crate) fn disconnect<E>(
     block: &Block,
     height: u32,
     undo: &BlockUndo,
+    buffers: DiffBuffers,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
 ) -> Result<Diff<'static>, Failure<E, DisconnectError>> {
     let hash = block.block_hash();
@@ -611,7 +654,7 @@ pub(crate) fn disconnect<E>(
     if undo.txs.len() != block.txdata.len().saturating_sub(1) {
         return Err(mismatch());
     }
-    let mut diff = Diff::new(block.txdata.len() * 4, &[], height);
+    let mut diff = Diff::new(block.txdata.len() * 4, &[], height, buffers);
     let mut buf = Vec::with_capacity(1024);
     for (index, tx) in block.txdata.iter().enumerate().rev() {
         let is_coinbase = index == 0;
@@ -718,7 +761,7 @@ mod tests {
     /// txids share their first 8 bytes (equal overlay hashes for equal vouts), and looks each up once.
     #[test]
     fn diff_finds_every_touched_outpoint_across_growth() {
-        let mut diff = Diff::new(1, &[], 0);
+        let mut diff = Diff::new(1, &[], 0, DiffBuffers::default());
         let mut lookups = 0;
         let outpoints: Vec<OutPoint> = (0..300u32)
             .map(|i| {
@@ -741,6 +784,31 @@ mod tests {
         }
         assert_eq!(lookups, outpoints.len());
         assert!(diff.table.len() >= 2 * outpoints.len());
+    }
+
+    /// A diff's buffers come back with an empty table (across growth too), and a diff made in
+    /// them looks every outpoint up afresh.
+    #[test]
+    fn diff_buffers_come_back_empty_and_serve_the_next_diff() {
+        let outpoints: Vec<OutPoint> = (0..300u32)
+            .map(|i| OutPoint::new(Txid::from_byte_array([u8::try_from(i % 7).unwrap(); 32]), i))
+            .collect();
+        let mut buffers = DiffBuffers::default();
+        for capacity in [1, 1, 600, 600] {
+            let mut diff = Diff::new(capacity, &[], 0, buffers);
+            let mut lookups = 0;
+            for op in outpoints.iter().chain(&outpoints) {
+                diff.touch(op, &mut |_| {
+                    lookups += 1;
+                    Ok::<_, ()>(None)
+                })
+                .unwrap();
+            }
+            assert_eq!(lookups, outpoints.len(), "capacity {capacity}");
+            buffers = diff.into_buffers();
+            assert!(buffers.table.iter().all(|&e| e == 0));
+            assert!(buffers.slots.is_empty());
+        }
     }
 
     /// A block of a coinbase, a transaction spending a coin from before the block, and one
@@ -778,8 +846,16 @@ mod tests {
         let (block, ids, old, old_coin) = chained_block();
         let height = 900_000;
         let lookup = |op: &OutPoint| Ok::<_, ()>((*op == old).then(|| old_coin.clone()));
-        let (mut diff, pending) =
-            connect(&block, &ids, height, &ChainParams::default(), true, lookup).unwrap();
+        let (mut diff, pending) = connect(
+            &block,
+            &ids,
+            height,
+            &ChainParams::default(),
+            true,
+            DiffBuffers::default(),
+            lookup,
+        )
+        .unwrap();
         let mut drawn = diff.take_changes();
         assert_eq!(drawn.spent, vec![(old, old_coin.clone())]);
         // Parent output 1 and the child's output: borrowed from the block, not copied.

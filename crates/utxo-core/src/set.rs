@@ -22,7 +22,7 @@ use bitcoin::{Block, BlockHash, OutPoint, Txid};
 
 use crate::changes::ChangeSet;
 use crate::coin::{AsParts, Coin, CoinParts};
-use crate::connect::{self, BuildOutPointHasher, Failure};
+use crate::connect::{self, BuildOutPointHasher, DiffBuffers, Failure};
 use crate::error::{ApplyError, DisconnectError};
 use crate::params::ChainParams;
 use crate::prepared::PreparedBlock;
@@ -185,7 +185,8 @@ struct Summary {
 pub struct UtxoSet {
     shards: Box<[RwLock<Shard>]>,
     state: SeededState,
-    writer: Mutex<()>,
+    /// Serialises writers; holds the diff allocations blocks reuse.
+    writer: Mutex<DiffBuffers>,
     summary: Mutex<Summary>,
     params: ChainParams,
     threads: usize,
@@ -221,7 +222,7 @@ impl UtxoSet {
                 .map(|_| RwLock::new(Shard::new(state.seed)))
                 .collect(),
             state,
-            writer: Mutex::new(()),
+            writer: Mutex::new(DiffBuffers::default()),
             summary: Mutex::new(Summary {
                 stats: UtxoStats::new(options.track_muhash),
                 best: None,
@@ -467,7 +468,7 @@ impl UtxoSet {
         height: u32,
         keep_changes: bool,
     ) -> Result<Connected, ApplyError> {
-        let _writer = lock(&self.writer);
+        let mut buffers = lock(&self.writer);
         let hash = block.block_hash();
         if let Some((best, best_height)) = self.best_block()
             && (block.header.prev_blockhash != best || Some(height) != best_height.checked_add(1))
@@ -528,13 +529,19 @@ impl UtxoSet {
                     }
                 })
             };
-            let (mut diff, pending) =
-                connect::connect(block, txids, height, &self.params, !parallel, lookup).map_err(
-                    |f| match f {
-                        Failure::Rule(e) => e,
-                        Failure::Lookup(never) => match never {},
-                    },
-                )?;
+            let (mut diff, pending) = connect::connect(
+                block,
+                txids,
+                height,
+                &self.params,
+                !parallel,
+                std::mem::take(&mut *buffers),
+                lookup,
+            )
+            .map_err(|f| match f {
+                Failure::Rule(e) => e,
+                Failure::Lookup(never) => match never {},
+            })?;
             drop(held);
             let mut drawn = diff.take_changes();
             self.commit_with(
@@ -544,6 +551,7 @@ impl UtxoSet {
                 Some((hash, height)),
             );
             let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
+            *buffers = diff.into_buffers();
             let changes = if keep_changes {
                 drawn.into_changes()
             } else {
@@ -564,7 +572,7 @@ impl UtxoSet {
         height: u32,
         undo: &BlockUndo,
     ) -> Result<ChangeSet, DisconnectError> {
-        let _writer = lock(&self.writer);
+        let mut buffers = lock(&self.writer);
         let hash = block.block_hash();
         if let Some((best, best_height)) = self.best_block()
             && (best != hash || best_height != height)
@@ -577,12 +585,17 @@ impl UtxoSet {
         let changes = if height == 0 {
             ChangeSet::default()
         } else {
-            connect::disconnect(block, height, undo, |op| Ok::<_, Infallible>(self.get(op)))
+            let mut diff =
+                connect::disconnect(block, height, undo, std::mem::take(&mut *buffers), |op| {
+                    Ok::<_, Infallible>(self.get(op))
+                })
                 .map_err(|f| match f {
                     Failure::Rule(e) => e,
                     Failure::Lookup(never) => match never {},
-                })?
-                .into_changes()
+                })?;
+            let changes = diff.take_changes().into_changes();
+            *buffers = diff.into_buffers();
+            changes
         };
         let prev = height
             .checked_sub(1)
