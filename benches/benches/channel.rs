@@ -236,6 +236,214 @@ fn ec_floor(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTi
     });
 }
 
+/// Times `OPS` calls of `op` per iteration (thread CPU time under `L2BTC_BENCH_CLOCK=cpu`; that
+/// clock advances in scheduler ticks, so iterations are many operations long).
+fn timed_ops(b: &mut criterion::Bencher<'_>, mut op: impl FnMut()) {
+    b.iter_custom(|iters| {
+        let start = Stopwatch::start();
+        for _ in 0..iters * PRIMITIVE_OPS {
+            op();
+        }
+        start.elapsed()
+    });
+}
+
+/// Operations per timed iteration of a primitive.
+const PRIMITIVE_OPS: u64 = 64;
+
+/// The elliptic-curve primitives one update is made of, on libsecp256k1 (the default backend, both
+/// the v0.4 build under `bitcoin::secp256k1` and the v0.6 one the crate signs and multiplies
+/// with) and on k256, in one run, and the alternative routes for the same results: `P + t·G` as a
+/// generator multiplication plus a point addition (the channel's route for public `t`) against
+/// `add_exp_tweak` (one variable-time multiplication); `t·P` as `mul_tweak` against a generator
+/// multiplication of `s·t` when `P = s·G` and `s` is known; and point encoding and parsing.
+fn bench_primitives(c: &mut Criterion) {
+    use bitcoin::secp256k1::{Message, Scalar};
+    use channel_fsm::sig::{SchnorrKeypair, ecdsa_sign_secret, generator_mul};
+    let mut g = c.benchmark_group("channel_primitives");
+    g.sample_size(10);
+    g.throughput(Throughput::Elements(PRIMITIVE_OPS));
+    let sk = |b: u8| SecretKey::from_slice(&[b; 32]).unwrap();
+    let (s1, s2) = (sk(5), sk(6));
+    let (p1, p2) = (
+        PublicKey::from_secret_key(secp(), &s1),
+        PublicKey::from_secret_key(secp(), &s2),
+    );
+    let tweak = Scalar::from_be_bytes([3u8; 32]).unwrap();
+    let tweak_key = SecretKey::from_slice(&[3u8; 32]).unwrap();
+    let digest = [9u8; 32];
+    let lib = "libsecp256k1";
+    g.bench_function(BenchmarkId::new("gen_mul/from_secret_key_v04", lib), |b| {
+        timed_ops(b, || {
+            black_box(PublicKey::from_secret_key(secp(), black_box(&s1)));
+        })
+    });
+    g.bench_function(BenchmarkId::new("gen_mul/generator_mul_v06", lib), |b| {
+        timed_ops(b, || {
+            black_box(generator_mul(black_box(&s1)));
+        })
+    });
+    g.bench_function(BenchmarkId::new("add_exp_tweak", lib), |b| {
+        timed_ops(b, || {
+            black_box(
+                black_box(p1)
+                    .add_exp_tweak(secp(), black_box(&tweak))
+                    .unwrap(),
+            );
+        })
+    });
+    g.bench_function(BenchmarkId::new("gen_mul_v06+combine", lib), |b| {
+        timed_ops(b, || {
+            let t = generator_mul(black_box(&tweak_key));
+            black_box(black_box(p1).combine(&t).unwrap());
+        })
+    });
+    g.bench_function(BenchmarkId::new("mul_tweak", lib), |b| {
+        timed_ops(b, || {
+            black_box(black_box(p1).mul_tweak(secp(), black_box(&tweak)).unwrap());
+        })
+    });
+    g.bench_function(BenchmarkId::new("secret_mul_tweak+gen_mul_v06", lib), |b| {
+        timed_ops(b, || {
+            let s = black_box(s1).mul_tweak(black_box(&tweak)).unwrap();
+            black_box(generator_mul(&s));
+        })
+    });
+    g.bench_function(BenchmarkId::new("combine", lib), |b| {
+        timed_ops(b, || {
+            black_box(black_box(p1).combine(black_box(&p2)).unwrap());
+        })
+    });
+    g.bench_function(BenchmarkId::new("combine_keys", lib), |b| {
+        timed_ops(b, || {
+            black_box(PublicKey::combine_keys(&[black_box(&p1), black_box(&p2)]).unwrap());
+        })
+    });
+    g.bench_function(BenchmarkId::new("serialize", lib), |b| {
+        timed_ops(b, || {
+            black_box(black_box(&p1).serialize());
+        })
+    });
+    let bytes = p1.serialize();
+    g.bench_function(BenchmarkId::new("parse_compressed", lib), |b| {
+        timed_ops(b, || {
+            black_box(PublicKey::from_slice(black_box(&bytes)).unwrap());
+        })
+    });
+    let ecdsa = ecdsa_sign_secret(&s1, &digest);
+    g.bench_function(BenchmarkId::new("ecdsa_sign_v06", lib), |b| {
+        timed_ops(b, || {
+            black_box(ecdsa_sign_secret(&s1, black_box(&digest)));
+        })
+    });
+    let sig = bitcoin::secp256k1::ecdsa::Signature::from_compact(&ecdsa).unwrap();
+    g.bench_function(BenchmarkId::new("ecdsa_verify", lib), |b| {
+        timed_ops(b, || {
+            secp()
+                .verify_ecdsa(&Message::from_digest(black_box(digest)), &sig, &p1)
+                .unwrap();
+        })
+    });
+    let kp = SchnorrKeypair::new(&s1);
+    let schnorr = kp.sign(&digest, Some(&[0u8; 32]));
+    g.bench_function(BenchmarkId::new("schnorr_sign_v06", lib), |b| {
+        timed_ops(b, || {
+            black_box(kp.sign(black_box(&digest), Some(&[0u8; 32])));
+        })
+    });
+    let xpk = Secp256k1Backend::parse_xonly_public(&p1.x_only_public_key().0.serialize()).unwrap();
+    g.bench_function(BenchmarkId::new("schnorr_verify", lib), |b| {
+        timed_ops(b, || {
+            Secp256k1Backend::schnorr_verify(&xpk, black_box(&digest), &schnorr).unwrap();
+        })
+    });
+    k256_primitives(&mut g);
+    g.finish();
+}
+
+/// The k256 rows of [`bench_primitives`]: the same operations in RustCrypto's constant-time
+/// arithmetic (points come back affine, as libsecp256k1's public keys are), and its two-point
+/// linear combination (`k·P + l·Q` in one pass, which libsecp256k1's API does not offer).
+fn k256_primitives(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use channel_fsm::sig::k256::elliptic_curve::ops::{LinearCombination, MulByGenerator};
+    use channel_fsm::sig::k256::elliptic_curve::sec1::ToEncodedPoint;
+    use channel_fsm::sig::k256::elliptic_curve::{PrimeField, sec1::FromEncodedPoint};
+    use channel_fsm::sig::k256::{AffinePoint, EncodedPoint, ProjectivePoint, Scalar};
+    let scalar = |b: u8| Option::<Scalar>::from(Scalar::from_repr([b; 32].into())).unwrap();
+    let (s1, s2, t) = (scalar(5), scalar(6), scalar(3));
+    let p1 = ProjectivePoint::mul_by_generator(&s1).to_affine();
+    let p2 = ProjectivePoint::mul_by_generator(&s2).to_affine();
+    let name = K256Backend::NAME;
+    g.bench_function(BenchmarkId::new("gen_mul", name), |b| {
+        timed_ops(b, || {
+            black_box(ProjectivePoint::mul_by_generator(black_box(&s1)).to_affine());
+        })
+    });
+    g.bench_function(BenchmarkId::new("mul", name), |b| {
+        timed_ops(b, || {
+            black_box((ProjectivePoint::from(black_box(p1)) * black_box(t)).to_affine());
+        })
+    });
+    g.bench_function(BenchmarkId::new("lincomb_2", name), |b| {
+        timed_ops(b, || {
+            let r = ProjectivePoint::lincomb(
+                &ProjectivePoint::from(black_box(p1)),
+                black_box(&t),
+                &ProjectivePoint::from(black_box(p2)),
+                black_box(&s2),
+            );
+            black_box(r.to_affine());
+        })
+    });
+    g.bench_function(BenchmarkId::new("combine", name), |b| {
+        timed_ops(b, || {
+            black_box((ProjectivePoint::from(black_box(p1)) + black_box(p2)).to_affine());
+        })
+    });
+    let encoded = p1.to_encoded_point(true);
+    g.bench_function(BenchmarkId::new("serialize", name), |b| {
+        timed_ops(b, || {
+            black_box(black_box(p1).to_encoded_point(true));
+        })
+    });
+    g.bench_function(BenchmarkId::new("parse_compressed", name), |b| {
+        timed_ops(b, || {
+            let e = EncodedPoint::from_bytes(black_box(encoded.as_bytes())).unwrap();
+            black_box(Option::<AffinePoint>::from(AffinePoint::from_encoded_point(&e)).unwrap());
+        })
+    });
+    let kp = K256Backend::keypair(&[5u8; 32]).unwrap();
+    let digest = [9u8; 32];
+    let ecdsa = K256Backend::ecdsa_sign(&kp, &digest);
+    let schnorr = K256Backend::schnorr_sign(&kp, &digest, &[0u8; 32]);
+    let epk = K256Backend::parse_ecdsa_public(&K256Backend::ecdsa_public_bytes(&kp)).unwrap();
+    let xpk = K256Backend::parse_xonly_public(&K256Backend::xonly_public_bytes(&kp)).unwrap();
+    g.bench_function(BenchmarkId::new("ecdsa_sign", name), |b| {
+        timed_ops(b, || {
+            black_box(K256Backend::ecdsa_sign(&kp, black_box(&digest)));
+        })
+    });
+    g.bench_function(BenchmarkId::new("ecdsa_verify", name), |b| {
+        timed_ops(b, || {
+            K256Backend::ecdsa_verify(&epk, black_box(&digest), &ecdsa).unwrap();
+        })
+    });
+    g.bench_function(BenchmarkId::new("schnorr_sign", name), |b| {
+        timed_ops(b, || {
+            black_box(K256Backend::schnorr_sign(
+                &kp,
+                black_box(&digest),
+                &[0u8; 32],
+            ));
+        })
+    });
+    g.bench_function(BenchmarkId::new("schnorr_verify", name), |b| {
+        timed_ops(b, || {
+            K256Backend::schnorr_verify(&xpk, black_box(&digest), &schnorr).unwrap();
+        })
+    });
+}
+
 fn bench_transfer_validation(c: &mut Criterion) {
     let mut g = c.benchmark_group("channel_transfer");
     let s = signers(2);
@@ -454,6 +662,7 @@ fn bench_sigs(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_sigs,
+    bench_primitives,
     bench_transfer_validation,
     bench_updates,
     bench_state_verification,

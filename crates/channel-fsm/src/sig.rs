@@ -244,6 +244,11 @@ impl SigBackend for Secp256k1Backend {
     }
 }
 
+/// The `k256` crate behind [`K256Backend`], re-exported so benchmarks can compare its point
+/// arithmetic with libsecp256k1's without a dependency of their own.
+#[cfg(feature = "k256-backend")]
+pub use k256;
+
 /// The pure-Rust backend (RustCrypto `k256`), for builds and comparisons without libsecp256k1 on the
 /// signing path.
 #[cfg(feature = "k256-backend")]
