@@ -58,6 +58,11 @@ pub fn write_varint(n: u64, out: &mut Vec<u8>) {
 /// it for their 64-bit output bitmaps plus flags).
 #[allow(clippy::cast_possible_truncation)] // 7 bits at a time.
 pub(crate) fn write_varint_wide(n: u128, out: &mut Vec<u8>) {
+    if n < 0x80 {
+        // One byte (record masks of transactions with few outputs, small codes).
+        out.push(n as u8);
+        return;
+    }
     // Written from the end of `tmp` (the last byte first), then copied in one go; 64-bit
     // arithmetic whenever the value fits (almost always).
     let mut tmp = [0u8; 19];

@@ -341,6 +341,24 @@ pub(crate) struct Drawn<'b> {
 }
 
 impl Drawn<'_> {
+    /// The old coin of slot `position` of `diff`: moved out of `spent` (`take`) or cloned.
+    fn old_coin(&mut self, diff: &Diff<'_>, position: usize, take: bool) -> Coin {
+        match self.spent_at[position] {
+            NOT_SPENT => diff.slots[position]
+                .before
+                .clone()
+                .unwrap_or_else(empty_coin),
+            at => {
+                let old = &mut self.spent[at as usize].1;
+                if take {
+                    std::mem::replace(old, empty_coin())
+                } else {
+                    old.clone()
+                }
+            }
+        }
+    }
+
     /// The changes as a [`ChangeSet`] (created coins copied out of the block).
     pub(crate) fn into_changes(self) -> ChangeSet {
         ChangeSet {
@@ -378,36 +396,19 @@ impl PendingUndo {
         drawn: &mut Drawn<'_>,
         take: bool,
     ) -> BlockUndo {
-        let mut spent = self.spent.into_iter();
-        let txs = block.txdata.iter().skip(1).map(|tx| {
-            let coins = spent
-                .by_ref()
-                .take(tx.input.len())
-                .map(|entry| match entry {
+        let mut entries = self.spent.into_iter();
+        let mut txs = Vec::with_capacity(block.txdata.len().saturating_sub(1));
+        for tx in block.txdata.iter().skip(1) {
+            let mut coins = Vec::with_capacity(tx.input.len());
+            for entry in entries.by_ref().take(tx.input.len()) {
+                coins.push(match entry {
                     UndoCoin::Owned(coin) => coin,
-                    UndoCoin::Slot(position) => {
-                        let position = position as usize;
-                        match drawn.spent_at[position] {
-                            NOT_SPENT => diff.slots[position]
-                                .before
-                                .clone()
-                                .unwrap_or_else(empty_coin),
-                            at => {
-                                let old = &mut drawn.spent[at as usize].1;
-                                if take {
-                                    std::mem::replace(old, empty_coin())
-                                } else {
-                                    old.clone()
-                                }
-                            }
-                        }
-                    }
+                    UndoCoin::Slot(position) => drawn.old_coin(diff, position as usize, take),
                 });
-            TxUndo {
-                spent: coins.collect(),
             }
-        });
-        BlockUndo { txs: txs.collect() }
+            txs.push(TxUndo { spent: coins });
+        }
+        BlockUndo { txs }
     }
 }
 
