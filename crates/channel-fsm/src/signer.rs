@@ -1,7 +1,7 @@
 //! Participant keys behind a small [`Signer`] trait, with an in-memory implementation
 //! ([`InMemorySigner`]) derived from one 32-byte seed.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::secp256k1::{Keypair, PublicKey, SecretKey};
@@ -63,7 +63,11 @@ pub trait Signer: Send + Sync {
 
 /// All keys in memory, derived from a seed: `secret_k = SHA256(seed || k)` for k in 0..=4, shachain
 /// seed `SHA256(seed || 5)`.
-#[derive(Clone)]
+///
+/// Each clone has its own memo of recent per-commitment secrets (a copy of the original's at the
+/// time of cloning), so clones used by channels on different threads never wait for each other;
+/// one instance shared by several threads holds its memo's lock only to look up or store a
+/// secret, never while hashing one.
 pub struct InMemorySigner {
     funding: SecretKey,
     revocation_base: SecretKey,
@@ -76,8 +80,29 @@ pub struct InMemorySigner {
     shachain_seed: [u8; 32],
     keys: ParticipantKeys,
     /// The last per-commitment secrets generated (a version asks for the same few several times:
-    /// as the next point, for its own keys, and when revealed); shared by clones.
-    recent_secrets: Arc<Mutex<RecentSecrets>>,
+    /// as the next point, for its own keys, and when revealed); one per clone.
+    recent_secrets: Mutex<RecentSecrets>,
+}
+
+impl Clone for InMemorySigner {
+    fn clone(&self) -> Self {
+        // A poisoned memo is not copied: the clone starts with an empty one.
+        let memo = self.recent_secrets.lock().map_or_else(
+            |_| RecentSecrets::new(self.shachain_seed),
+            |memo| memo.clone(),
+        );
+        Self {
+            funding: self.funding,
+            revocation_base: self.revocation_base,
+            payment_base: self.payment_base,
+            delayed_base: self.delayed_base,
+            state_fast: self.state_fast,
+            funding_fast: self.funding_fast,
+            shachain_seed: self.shachain_seed,
+            keys: self.keys,
+            recent_secrets: Mutex::new(memo),
+        }
+    }
 }
 
 /// Number of per-commitment secrets [`InMemorySigner`] remembers.
@@ -85,10 +110,41 @@ const RECENT_SECRETS_MAX: usize = 4;
 
 /// A tiny memo of (commitment number, secret), oldest replaced first, and the shachain walk that
 /// makes a new secret cost ~2 SHA256 ([`keys::SecretChain`]).
+#[derive(Clone)]
 struct RecentSecrets {
     entries: [Option<(u64, [u8; 32])>; RECENT_SECRETS_MAX],
     next: usize,
     chain: keys::SecretChain,
+}
+
+impl RecentSecrets {
+    fn new(shachain_seed: [u8; 32]) -> Self {
+        Self {
+            entries: [None; RECENT_SECRETS_MAX],
+            next: 0,
+            chain: keys::SecretChain::new(shachain_seed),
+        }
+    }
+
+    fn get(&self, number: u64) -> Option<[u8; 32]> {
+        self.entries
+            .iter()
+            .flatten()
+            .find(|(n, _)| *n == number)
+            .map(|(_, secret)| *secret)
+    }
+
+    /// Remembers `secret` for `number` (unless another thread did meanwhile) and the walk that
+    /// produced it.
+    fn remember(&mut self, number: u64, secret: [u8; 32], chain: keys::SecretChain) {
+        // Any walk yields the right secrets; keeping the latest one keeps the next step short.
+        self.chain = chain;
+        if self.get(number).is_some() {
+            return;
+        }
+        self.entries[self.next] = Some((number, secret));
+        self.next = (self.next + 1) % RECENT_SECRETS_MAX;
+    }
 }
 
 impl std::fmt::Debug for InMemorySigner {
@@ -141,11 +197,7 @@ impl InMemorySigner {
             funding_fast,
             shachain_seed,
             keys,
-            recent_secrets: Arc::new(Mutex::new(RecentSecrets {
-                entries: [None; RECENT_SECRETS_MAX],
-                next: 0,
-                chain: keys::SecretChain::new(shachain_seed),
-            })),
+            recent_secrets: Mutex::new(RecentSecrets::new(shachain_seed)),
         }
     }
 
@@ -171,17 +223,19 @@ impl Signer for InMemorySigner {
         let index = keys::INDEX_START
             .checked_sub(number)
             .ok_or(KeyError::IndexOutOfRange { index: number })?;
-        // A poisoned memo (a panic elsewhere while holding it) is only bypassed.
-        let Ok(mut memo) = self.recent_secrets.lock() else {
-            return keys::per_commitment_secret(&self.shachain_seed, index);
+        // The lock is held to look up and to store, never while hashing: the walk continues on a
+        // copy. A poisoned memo (a panic elsewhere while holding it) is only bypassed.
+        let mut chain = match self.recent_secrets.lock() {
+            Ok(memo) => match memo.get(number) {
+                Some(secret) => return Ok(secret),
+                None => memo.chain.clone(),
+            },
+            Err(_) => return keys::per_commitment_secret(&self.shachain_seed, index),
         };
-        if let Some((_, secret)) = memo.entries.iter().flatten().find(|(n, _)| *n == number) {
-            return Ok(*secret);
+        let secret = chain.secret(index)?;
+        if let Ok(mut memo) = self.recent_secrets.lock() {
+            memo.remember(number, secret, chain);
         }
-        let secret = memo.chain.secret(index)?;
-        let slot = memo.next;
-        memo.entries[slot] = Some((number, secret));
-        memo.next = (slot + 1) % RECENT_SECRETS_MAX;
         Ok(secret)
     }
     fn sign_funding_spend(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64] {
@@ -277,6 +331,55 @@ mod tests {
             }
         }
         assert!(s.per_commitment_secret(keys::INDEX_START + 1).is_err());
+    }
+
+    #[test]
+    fn clones_never_wait_for_each_others_memo() {
+        let s = InMemorySigner::from_seed([4; 32]);
+        assert!(s.per_commitment_secret(1).is_ok());
+        let clone = s.clone();
+        // While the original's memo is locked, its clone still answers (remembered and new numbers).
+        let held = s.recent_secrets.lock().expect("not poisoned");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let answers = [1u64, 2, 3].map(|n| clone.per_commitment_secret(n));
+            let _ = tx.send(answers);
+        });
+        let answers = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the clone did not wait for the original's lock");
+        drop(held);
+        for (n, got) in [1u64, 2, 3].into_iter().zip(answers) {
+            assert_eq!(
+                got.expect("in range"),
+                keys::per_commitment_secret(&s.shachain_seed, keys::INDEX_START - n)
+                    .expect("in range")
+            );
+        }
+    }
+
+    #[test]
+    fn one_signer_shared_by_threads_gives_every_thread_the_right_secrets() {
+        let s = InMemorySigner::from_seed([5; 32]);
+        let expected = |n: u64| {
+            keys::per_commitment_secret(&s.shachain_seed, keys::INDEX_START - n).expect("in range")
+        };
+        std::thread::scope(|scope| {
+            for t in 0..4u64 {
+                let s = &s;
+                scope.spawn(move || {
+                    // Overlapping, interleaved windows of numbers, as channels on several threads ask.
+                    for i in 0..300u64 {
+                        let n = (i * (t + 1)) % 97 + t;
+                        assert_eq!(s.per_commitment_secret(n).expect("in range"), expected(n));
+                    }
+                });
+            }
+        });
+        // The memo still holds consistent entries afterwards.
+        for n in 0..8u64 {
+            assert_eq!(s.per_commitment_secret(n).expect("in range"), expected(n));
+        }
     }
 
     #[test]
