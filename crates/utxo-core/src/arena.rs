@@ -137,6 +137,24 @@ impl Arena {
         &data[hl..hl + len]
     }
 
+    /// The allocation of the chunk record at `handle`, to edit in place (`None` for a side
+    /// record).
+    pub(crate) fn get_mut(&mut self, handle: Handle) -> Option<&mut [u8]> {
+        if handle & LARGE != 0 {
+            return None;
+        }
+        let (chunk, offset) = split(handle);
+        let data = &mut self.chunks[chunk].data[offset..];
+        let (hl, len) = read_header(data);
+        Some(&mut data[hl..hl + len])
+    }
+
+    /// Records that the chunk record at `handle`, edited in place, is now `new_live` bytes long
+    /// instead of `live` (`new_live <= live`): the bytes after it are dead.
+    pub(crate) fn shrunk(&mut self, handle: Handle, live: usize, new_live: usize) {
+        self.add_dead(handle, live - new_live);
+    }
+
     /// Stores `record`; returns its handle.
     pub(crate) fn alloc(&mut self, record: &[u8]) -> Handle {
         let need = header_len(record.len()) + record.len();

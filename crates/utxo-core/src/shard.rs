@@ -105,10 +105,22 @@ fn read_amount(b: &[u8], pos: &mut usize) -> u64 {
 
 /// Steps over an amount written by [`write_amount`] at `*pos` without decompressing it.
 fn skip_amount(b: &[u8], pos: &mut usize) {
-    if varint(b, pos) == AMOUNT_RAW {
+    // A compressed amount up to MAX_MONEY is below 2^55: at most 8 VARINT bytes. Only a longer
+    // one can be AMOUNT_RAW, and only that one is decoded.
+    let start = *pos;
+    let mut end = start;
+    while b[end] & 0x80 != 0 {
+        end += 1;
+    }
+    if end - start < AMOUNT_VARINT_MAX {
+        *pos = end + 1;
+    } else if varint(b, pos) == AMOUNT_RAW {
         varint(b, pos);
     }
 }
+
+/// Bytes of the longest VARINT of a compressed amount up to MAX_MONEY (below 2^55).
+const AMOUNT_VARINT_MAX: usize = 8;
 
 /// Reads a Core `VARINT` at `*pos` of a record this module wrote.
 fn varint(b: &[u8], pos: &mut usize) -> u64 {
@@ -155,6 +167,11 @@ fn varint32(b: &[u8], pos: &mut usize) -> u32 {
 
 /// Position after the compressed script starting at `pos`.
 fn script_end(b: &[u8], mut pos: usize) -> usize {
+    match b[pos] {
+        0 | 1 => return pos + 21,
+        2..=5 => return pos + 33,
+        _ => {}
+    }
     let size = varint(b, &mut pos);
     let len = match size {
         0 | 1 => 20,
@@ -537,8 +554,11 @@ impl Shard {
         if h.count() == 1 {
             self.table.remove_at(slot);
             self.arena.free(handle, end);
+        } else if self.cut_in_place(handle, &h, &out, end) {
+            // Done: the output's bytes were cut out where the record lies.
         } else {
             // The record without the output: never longer, so rewritten in place.
+            let b = self.arena.get(handle);
             self.record.clear();
             let code = (!h.per_output_codes).then_some(h.code);
             let live = h.live & !(1 << out.low);
@@ -552,6 +572,35 @@ impl Shard {
         }
         self.coins -= 1;
         Some(old)
+    }
+
+    /// Cuts output `out` out of the chunk record at `handle` (head `h`, encoding `end` bytes
+    /// long) where it lies: the new mask is written over the old one when it has the same length
+    /// (almost always) and the outputs after `out` move down. False (nothing changed) for a side
+    /// record or a mask that would change length.
+    fn cut_in_place(&mut self, handle: Handle, h: &Head, out: &Out, end: usize) -> bool {
+        let mut flags = 0;
+        if h.group != 0 {
+            flags |= FLAG_GROUP;
+        }
+        if h.per_output_codes {
+            flags |= FLAG_CODES;
+        }
+        let live = h.live & !(1 << out.low);
+        self.record.clear();
+        write_varint_wide((u128::from(live) << MASK_FLAGS) | flags, &mut self.record);
+        let Some(b) = self.arena.get_mut(handle) else {
+            return false;
+        };
+        let mut mask_end = TXID_LEN;
+        varint128(b, &mut mask_end);
+        if mask_end - TXID_LEN != self.record.len() {
+            return false;
+        }
+        b[TXID_LEN..mask_end].copy_from_slice(&self.record);
+        b.copy_within(out.end..end, out.start);
+        self.arena.shrunk(handle, end, end - (out.end - out.start));
+        true
     }
 
     /// Moves the live records out of chunks the arena queued, releasing them.
@@ -623,6 +672,37 @@ mod tests {
     fn remove(shard: &mut Shard, k: Key) -> Option<Coin> {
         let hash = key_hash(shard.seed, &k.txid, k.group());
         shard.remove(hash, &k, true).flatten()
+    }
+
+    /// Every amount, up to the raw ones above MAX_MONEY, is stepped over to where reading it
+    /// ends, and so is every compressed script size.
+    #[test]
+    fn amounts_and_scripts_are_stepped_over_exactly() {
+        let max = Amount::MAX_MONEY.to_sat();
+        let mut sats = vec![0, 1, 9, 10, 100_000_000, max - 1, max, max + 1, u64::MAX];
+        sats.extend((0..64).map(|s| (1u64 << s) - 1));
+        for sat in sats {
+            let mut b = Vec::new();
+            write_amount(sat, &mut b);
+            b.push(0x80); // A following byte stays unread.
+            let (mut read, mut skipped) = (0, 0);
+            assert_eq!(read_amount(&b, &mut read), sat);
+            skip_amount(&b, &mut skipped);
+            assert_eq!((read, skipped), (b.len() - 1, b.len() - 1), "{sat}");
+        }
+        for script in [vec![], vec![0x51; 25], vec![0x51; 200], vec![0x52; 5_000]] {
+            let mut b = Vec::new();
+            write_compressed_script(bitcoin::Script::from_bytes(&script), &mut b);
+            assert_eq!(script_end(&b, 0), b.len(), "{} bytes", script.len());
+        }
+        let p2pkh = [&[0x76, 0xa9, 0x14][..], &[7; 20], &[0x88, 0xac]].concat();
+        let p2sh = [&[0xa9, 0x14][..], &[7; 20], &[0x87]].concat();
+        let p2pk = [&[0x21, 0x02][..], &[7; 32], &[0xac]].concat();
+        for script in [p2pkh, p2sh, p2pk] {
+            let mut b = Vec::new();
+            write_compressed_script(bitcoin::Script::from_bytes(&script), &mut b);
+            assert_eq!(script_end(&b, 0), b.len());
+        }
     }
 
     /// The record readers (with their one-byte fast path) read what the writer wrote, at the
