@@ -1527,8 +1527,9 @@ impl<S: Signer> Channel<S> {
                         && Some(i.previous_output.vout) == delayed_vout
                 });
                 if let Some(input) = spends_delayed {
-                    // A revocation-path spend has no relative timelock; the delayed path has one.
-                    if oc.revoked && input.sequence == bitcoin::Sequence::MAX {
+                    // A revocation-path spend has no relative timelock; the delayed path has one
+                    // (OP_CSV fails unless the input's nSequence enables it).
+                    if oc.revoked && !input.sequence.is_relative_lock_time() {
                         next.phase = Phase::Penalized;
                         out.push(Action::Event(Event::Penalized { txid }));
                     } else {
@@ -1623,6 +1624,7 @@ impl<S: Signer> Channel<S> {
                         usize::from(me),
                         &rk,
                         &claims,
+                        next.height,
                     )?
                 }
             };
@@ -1650,7 +1652,7 @@ impl<S: Signer> Channel<S> {
                     let ds = DelayedSpend::of(&commitment)?;
                     let key = self.signer.delayed_privkey(&oc.point)?;
                     let dest = tx::payout_script(&params.participants, usize::from(me))?;
-                    tx::build_delayed_sweep(params, &ds, &key, dest)?
+                    tx::build_delayed_sweep(params, &ds, &key, dest, next.height)?
                 }
             };
             if let Some(o) = next.onchain.as_mut() {

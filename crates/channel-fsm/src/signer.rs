@@ -7,8 +7,10 @@ use bitcoin::hashes::{Hash, HashEngine, sha256};
 use bitcoin::secp256k1::{Keypair, PublicKey, SecretKey};
 
 use crate::keys::{self, KeyError};
-use crate::sig::{SchnorrKeypair, ecdsa_sign_secret, secp};
-use crate::tx::{ChannelParams, DelayedKeys, FundingScript, ParticipantKeys, TxError};
+use crate::sig::{SchnorrKeypair, secp};
+use crate::tx::{
+    ChannelParams, DelayedKeys, FundingScript, FundingSigningKey, ParticipantKeys, TxError,
+};
 
 /// What the channel state machine asks of a participant's keys. Implementations may live in another
 /// process or device; everything is deterministic (RFC 6979 / BIP340 without auxiliary randomness), so
@@ -73,10 +75,10 @@ pub struct InMemorySigner {
     revocation_base: SecretKey,
     payment_base: SecretKey,
     delayed_base: SecretKey,
-    /// The state and funding keys prepared for BIP340 signing on libsecp256k1 v0.6 (see
+    /// The state and funding keys prepared for signing on libsecp256k1 v0.6 (see
     /// [`crate::sig::generator_mul`]): every update signs with them.
     state_fast: SchnorrKeypair,
-    funding_fast: SchnorrKeypair,
+    funding_fast: FundingSigningKey,
     shachain_seed: [u8; 32],
     keys: ParticipantKeys,
     /// The last per-commitment secrets generated (a version asks for the same few several times:
@@ -178,7 +180,7 @@ impl InMemorySigner {
         let state_secret = secret(derive(&seed, 4));
         let state = Keypair::from_secret_key(secp(), &state_secret);
         let state_fast = SchnorrKeypair::new(&state_secret);
-        let funding_fast = SchnorrKeypair::new(&funding);
+        let funding_fast = FundingSigningKey::new(&funding);
         let shachain_seed = derive(&seed, 5);
         let pk = |s: &SecretKey| PublicKey::from_secret_key(secp(), s);
         let keys = ParticipantKeys {
@@ -240,11 +242,7 @@ impl Signer for InMemorySigner {
     }
     fn sign_funding_spend(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64] {
         // As `script.sign(&self.funding, digest)`, with the key prepared once.
-        if script.is_ecdsa() {
-            ecdsa_sign_secret(&self.funding, digest)
-        } else {
-            self.funding_fast.sign(digest, None)
-        }
+        self.funding_fast.sign(script, digest)
     }
     fn sign_state(&self, digest: &[u8; 32]) -> [u8; 64] {
         // As `DefaultBackend::schnorr_sign(&self.state, digest, &[0u8; 32])`.

@@ -288,11 +288,15 @@ impl FundingScript {
     }
 
     /// Signs a funding-spend digest with a participant's funding key (ECDSA compact or BIP340).
+    ///
+    /// A one-off: for `n > 2` this prepares the BIP340 keypair (a generator multiplication, as
+    /// costly as the signature) on every call. A signer that signs repeatedly keeps a
+    /// [`FundingSigningKey`] instead, which prepares it once.
     pub fn sign(&self, funding_secret: &SecretKey, digest: &[u8; 32]) -> [u8; 64] {
         if self.is_ecdsa() {
             crate::sig::ecdsa_sign_secret(funding_secret, digest)
         } else {
-            crate::sig::SchnorrKeypair::new(funding_secret).sign(digest, None)
+            FundingSigningKey::new(funding_secret).sign(self, digest)
         }
     }
 
@@ -362,6 +366,41 @@ impl FundingScript {
             }
         }
         Ok(w)
+    }
+}
+
+/// A participant's funding secret prepared once for signing funding spends of any channel size:
+/// ECDSA (`n = 2`) from the secret, BIP340 (`n > 2`) from a keypair computed here, so repeated
+/// signatures cost a signature each. Same signatures as [`FundingScript::sign`].
+#[derive(Clone, Copy)]
+pub struct FundingSigningKey {
+    secret: SecretKey,
+    schnorr: crate::sig::SchnorrKeypair,
+}
+
+impl std::fmt::Debug for FundingSigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FundingSigningKey").finish_non_exhaustive()
+    }
+}
+
+impl FundingSigningKey {
+    /// Prepares `funding_secret` (one generator multiplication).
+    pub fn new(funding_secret: &SecretKey) -> Self {
+        Self {
+            secret: *funding_secret,
+            schnorr: crate::sig::SchnorrKeypair::new(funding_secret),
+        }
+    }
+
+    /// Signs a digest spending the funding output of `script` (ECDSA compact for `n = 2`,
+    /// BIP340 without auxiliary randomness otherwise).
+    pub fn sign(&self, script: &FundingScript, digest: &[u8; 32]) -> [u8; 64] {
+        if script.is_ecdsa() {
+            crate::sig::ecdsa_sign_secret(&self.secret, digest)
+        } else {
+            self.schnorr.sign(digest, None)
+        }
     }
 }
 
@@ -936,10 +975,28 @@ impl<'a> DelayedSpend<'a> {
     }
 }
 
-fn sweep_tx(spend: &DelayedSpend<'_>, sequence: Sequence, outputs: Vec<TxOut>) -> Transaction {
+/// nSequence of a penalty's input: final for BIP68 (the revocation path has no relative timelock)
+/// but not for nLockTime, so the anti-fee-sniping lock time applies; signals replaceability
+/// (BIP125), as Bitcoin Core's wallet does by default.
+pub const PENALTY_SEQUENCE: Sequence = Sequence::ENABLE_RBF_NO_LOCKTIME;
+
+/// Anti-fee-sniping lock time, as Bitcoin Core's wallet sets it: the height of the current chain
+/// tip, so the transaction can only be mined in the next block or later and a miner re-mining the
+/// tip gains nothing by including it. A height beyond the block-height range (never a real tip)
+/// leaves the lock time at zero.
+pub fn anti_fee_sniping_lock_time(tip_height: u32) -> LockTime {
+    LockTime::from_height(tip_height).unwrap_or(LockTime::ZERO)
+}
+
+fn sweep_tx(
+    spend: &DelayedSpend<'_>,
+    sequence: Sequence,
+    tip_height: u32,
+    outputs: Vec<TxOut>,
+) -> Transaction {
     Transaction {
         version: Version::TWO,
-        lock_time: LockTime::ZERO,
+        lock_time: anti_fee_sniping_lock_time(tip_height),
         input: vec![TxIn {
             previous_output: OutPoint {
                 txid: spend.txid,
@@ -991,6 +1048,9 @@ fn sign_p2wsh(
 
 /// The holder's sweep of its delayed output after `to_self_delay` blocks, paying `destination`.
 /// `delayed_secret` is [`keys::derive_privkey`] of the delayed payment basepoint secret.
+/// `tip_height` is the current chain tip: the sweep's nLockTime
+/// ([`anti_fee_sniping_lock_time`]); its nSequence is the relative timelock, which also makes the
+/// lock time count.
 ///
 /// # Errors
 /// [`TxError::SweepTooSmall`], [`TxError::Sighash`].
@@ -999,6 +1059,7 @@ pub fn build_delayed_sweep(
     spend: &DelayedSpend<'_>,
     delayed_secret: &SecretKey,
     destination: ScriptBuf,
+    tip_height: u32,
 ) -> Result<Transaction, TxError> {
     let fee = fee_for_weight(
         params.feerate_per_kw,
@@ -1017,6 +1078,7 @@ pub fn build_delayed_sweep(
     let mut tx = sweep_tx(
         spend,
         sequence,
+        tip_height,
         vec![TxOut {
             value,
             script_pubkey: destination,
@@ -1058,7 +1120,9 @@ pub fn build_delayed_sweep(
 /// the revoked state shorted it compared with the latest state; the shortfall of all honest
 /// participants together equals what the cheater took, so the cheater's output covers it up to the
 /// fee), then the rest is split equally among the honest participants (remainder to the penalizer);
-/// a part below dust goes to the penalizer instead.
+/// a part below dust goes to the penalizer instead. `tip_height` is the current chain tip: the
+/// penalty's nLockTime ([`anti_fee_sniping_lock_time`]), enabled by its nSequence
+/// [`PENALTY_SEQUENCE`].
 ///
 /// # Errors
 /// [`TxError::SweepTooSmall`], [`TxError::NoSuchParticipant`], [`TxError::Sighash`].
@@ -1069,6 +1133,7 @@ pub fn build_penalty(
     penalizer: usize,
     revocation_secret: &SecretKey,
     claims: &[Amount],
+    tip_height: u32,
 ) -> Result<Transaction, TxError> {
     let n = params.participants.len();
     if penalizer >= n || penalizer == cheater {
@@ -1116,7 +1181,7 @@ pub fn build_penalty(
             });
         }
     }
-    let mut tx = sweep_tx(spend, Sequence::MAX, outputs);
+    let mut tx = sweep_tx(spend, PENALTY_SEQUENCE, tip_height, outputs);
     let mut w = Witness::new();
     match spend.delayed {
         DelayedOutput::P2wsh { witness_script } => {

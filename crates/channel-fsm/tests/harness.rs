@@ -489,6 +489,12 @@ fn revoked_commitment_seen_in_mempool_is_answered_at_once() {
         penalty.input[0].previous_output.txid,
         revoked.compute_txid()
     );
+    // Anti-fee-sniping: locked to the tip the channel knows, lock time enabled by the sequence.
+    assert_eq!(
+        penalty.lock_time,
+        bitcoin::absolute::LockTime::from_height(height).unwrap()
+    );
+    assert_eq!(penalty.input[0].sequence, tx::PENALTY_SEQUENCE);
     assert_eq!(ch0.phase(), Phase::Disputed);
     net.take_events(0);
     // Other unconfirmed funding spends are ignored until they confirm.

@@ -12,7 +12,8 @@ use channel_fsm::sig::secp;
 use channel_fsm::signer::{InMemorySigner, Signer};
 use channel_fsm::standard::{self, StandardnessError};
 use channel_fsm::tx::{
-    self, ChannelParams, DelayedSpend, FundingInput, FundingScript, PARTICIPANTS_MAX,
+    self, ChannelParams, DelayedSpend, FundingInput, FundingScript, FundingSigningKey,
+    PARTICIPANTS_MAX,
 };
 
 struct Setup {
@@ -92,10 +93,41 @@ fn sign_funding_spend(s: &Setup, unsigned: &Transaction) -> Transaction {
         .collect();
     for (i, sig) in sigs.iter().enumerate() {
         assert!(script.verify(&s.params.participants, i, &digest, sig));
+        // A key prepared once signs as the one-off path does, spend after spend.
+        let secret = s.signers[i].funding_secret();
+        let prepared = FundingSigningKey::new(&secret);
+        for _ in 0..2 {
+            assert_eq!(prepared.sign(&script, &digest), *sig);
+        }
+        assert_eq!(script.sign(&secret, &digest), *sig);
     }
     let mut signed = unsigned.clone();
     signed.input[0].witness = script.witness(&s.params.participants, &sigs).unwrap();
     signed
+}
+
+/// The chain tip the sweeps and penalties are built at.
+const TIP: u32 = 840_000;
+
+/// Anti-fee-sniping as Bitcoin Core's wallet does it: nLockTime is the tip's height, so the
+/// transaction fits the next block and no earlier one, and the input's nSequence (`sequence`: the
+/// relative timelock of a sweep, the penalty's) leaves the lock time in force.
+fn assert_anti_fee_sniping(t: &Transaction, sequence: bitcoin::Sequence) {
+    assert_eq!(
+        t.lock_time,
+        bitcoin::absolute::LockTime::from_height(TIP).unwrap()
+    );
+    assert_eq!(t.input[0].sequence, sequence);
+    assert_ne!(
+        t.input[0].sequence,
+        bitcoin::Sequence::MAX,
+        "lock time enabled"
+    );
+    assert!(tx::absolute_timelock_met(t, TIP + 1), "fits the next block");
+    assert!(
+        !tx::absolute_timelock_met(t, TIP),
+        "not the tip's own height"
+    );
 }
 
 fn check_all_transactions(n: usize) {
@@ -130,7 +162,11 @@ fn check_all_transactions(n: usize) {
         let spend = DelayedSpend::of(&commitment).unwrap();
         let delayed_key = s.signers[holder].delayed_privkey(&point).unwrap();
         let dest = tx::payout_script(&s.params.participants, holder).unwrap();
-        let sweep = tx::build_delayed_sweep(&s.params, &spend, &delayed_key, dest).unwrap();
+        let sweep = tx::build_delayed_sweep(&s.params, &spend, &delayed_key, dest, TIP).unwrap();
+        assert_anti_fee_sniping(
+            &sweep,
+            bitcoin::Sequence::from_height(s.params.to_self_delay),
+        );
         common::verify_all(
             &format!("delayed sweep n={n} holder={holder}"),
             &sweep,
@@ -152,7 +188,8 @@ fn check_all_transactions(n: usize) {
         for penalizer in (0..n).filter(|p| *p != holder) {
             let rk = s.signers[penalizer].revocation_privkey(&secret).unwrap();
             let penalty =
-                tx::build_penalty(&s.params, &spend, holder, penalizer, &rk, &claims).unwrap();
+                tx::build_penalty(&s.params, &spend, holder, penalizer, &rk, &claims, TIP).unwrap();
+            assert_anti_fee_sniping(&penalty, tx::PENALTY_SEQUENCE);
             common::verify_all(
                 &format!("penalty n={n} cheater={holder} by {penalizer}"),
                 &penalty,
@@ -163,8 +200,8 @@ fn check_all_transactions(n: usize) {
             // The cheater can't use its own revocation path (no leaf / wrong key).
             if n == 2 {
                 let wrong = s.signers[holder].revocation_privkey(&secret).unwrap();
-                let bad =
-                    tx::build_penalty(&s.params, &spend, holder, penalizer, &wrong, &[]).unwrap();
+                let bad = tx::build_penalty(&s.params, &spend, holder, penalizer, &wrong, &[], TIP)
+                    .unwrap();
                 assert!(common::core_verify(&bad, std::slice::from_ref(&spend.txout)).is_err());
             }
         }
@@ -174,7 +211,8 @@ fn check_all_transactions(n: usize) {
         let rk = s.signers[penalizer]
             .revocation_privkey(&other_secret)
             .unwrap();
-        let bad = tx::build_penalty(&s.params, &spend, holder, penalizer, &rk, &claims).unwrap();
+        let bad =
+            tx::build_penalty(&s.params, &spend, holder, penalizer, &rk, &claims, TIP).unwrap();
         assert!(common::core_verify(&bad, std::slice::from_ref(&spend.txout)).is_err());
     }
     // Cooperative close.
@@ -297,7 +335,7 @@ fn standardness_checks_reject_violations() {
     let spend = DelayedSpend::of(&c).unwrap();
     let secret = s.signers[0].per_commitment_secret(0).unwrap();
     let rk = s.signers[1].revocation_privkey(&secret).unwrap();
-    let penalty = tx::build_penalty(&s.params, &spend, 0, 1, &rk, &[]).unwrap();
+    let penalty = tx::build_penalty(&s.params, &spend, 0, 1, &rk, &[], TIP).unwrap();
     standard::check_standard(&penalty, std::slice::from_ref(&spend.txout)).unwrap();
     let mut items: Vec<Vec<u8>> = penalty.input[0]
         .witness
