@@ -8,8 +8,6 @@ use anyhow::{Context, bail};
 use bitcoin::Network;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use std::sync::mpsc::SyncSender;
-
 use utxo_core::PreparedBlock;
 
 use crate::blocks::{Assembler, FileBlocks, Origin, Pushed};
@@ -30,6 +28,23 @@ pub struct Summary {
     pub connected: u64,
     /// Blocks disconnected by reorganisations.
     pub disconnected: u64,
+}
+
+impl Summary {
+    fn count(&mut self, accepted: Accepted) {
+        match accepted {
+            Accepted::Duplicate => self.duplicates += 1,
+            Accepted::AboveStop => self.above_stop += 1,
+            Accepted::SideBranch => self.side += 1,
+            Accepted::Moved {
+                disconnected,
+                connected,
+            } => {
+                self.connected += u64::from(connected);
+                self.disconnected += u64::from(disconnected);
+            }
+        }
+    }
 }
 
 /// The input files: each file as given, each directory replaced by its `blk*.dat` files in name
@@ -91,6 +106,7 @@ pub const READ_AHEAD_BLOCKS_MAX: usize = 16;
 /// Two threads: a reader decodes the files and prepares each block (its txids hashed, the work
 /// Bitcoin Core does at deserialization), at most [`READ_AHEAD_BLOCKS_MAX`] blocks ahead; this
 /// thread assembles, checks and connects them. The UTXO set then never hashes a transaction.
+/// With `L2BTC_PIPELINE=off` ([`crate::stats_stage::PIPELINE_ENV`]) this thread reads too.
 ///
 /// # Errors
 /// Unreadable input, an invalid block, a block that never connects, too many orphans, or whatever
@@ -105,44 +121,43 @@ pub fn ingest<B: Backend>(
     let paths = expand_inputs(files)?;
     let mut asm: Assembler<PreparedBlock> = Assembler::new(chain.known());
     let mut sum = Summary::default();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS_MAX);
-        scope.spawn(move || read_blocks(&paths, network, &tx));
-        // Dropping `rx` (on return, also on error) ends the reader at its next block.
-        for item in rx {
-            let (block, origin) = item?;
-            sum.read += 1;
-            let ready = match asm.push(block, origin)? {
-                Pushed::Duplicate => {
-                    sum.duplicates += 1;
-                    continue;
-                }
-                Pushed::Waiting => continue,
-                Pushed::Ready(r) => r,
-            };
-            for (block, origin) in ready {
-                let acc = chain.accept(block, &origin)?;
-                match acc {
-                    Accepted::Duplicate => sum.duplicates += 1,
-                    Accepted::AboveStop => sum.above_stop += 1,
-                    Accepted::SideBranch => sum.side += 1,
-                    Accepted::Moved {
-                        disconnected,
-                        connected,
-                    } => {
-                        sum.connected += u64::from(connected);
-                        sum.disconnected += u64::from(disconnected);
-                    }
-                }
-                pb.inc(1);
-                if let Some((h, _)) = chain.tip() {
-                    pb.set_message(format!("height {h}"));
-                }
-                after(chain, acc)?;
+    let mut step = |item: ReadItem| -> anyhow::Result<()> {
+        let (block, origin) = item?;
+        sum.read += 1;
+        let ready = match asm.push(block, origin)? {
+            Pushed::Duplicate => {
+                sum.duplicates += 1;
+                return Ok(());
             }
+            Pushed::Waiting => return Ok(()),
+            Pushed::Ready(r) => r,
+        };
+        for (block, origin) in ready {
+            let acc = chain.accept(block, &origin)?;
+            sum.count(acc);
+            pb.inc(1);
+            if let Some((h, _)) = chain.tip() {
+                pb.set_message(format!("height {h}"));
+            }
+            after(chain, acc)?;
         }
         Ok(())
-    })?;
+    };
+    if crate::stats_stage::pipeline_enabled()? {
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(READ_AHEAD_BLOCKS_MAX);
+            scope.spawn(move || read_blocks(&paths, network, |item| tx.send(item).is_ok()));
+            // Dropping `rx` (on return, also on error) ends the reader at its next block.
+            rx.into_iter().try_for_each(&mut step)
+        })?;
+    } else {
+        let mut outcome = Ok(());
+        read_blocks(&paths, network, |item| {
+            outcome = step(item);
+            outcome.is_ok()
+        });
+        outcome?;
+    }
     let roots = asm.unconnected_roots();
     if let Some((first, missing)) = roots.iter().min_by_key(|(o, _)| &o.origin) {
         bail!(
@@ -159,15 +174,15 @@ pub fn ingest<B: Backend>(
 /// One block read ahead, or the error that ended reading.
 type ReadItem = anyhow::Result<(PreparedBlock, Origin)>;
 
-/// The reader thread: decodes `paths` in order and sends each block prepared, then stops at the
-/// first error (sent too) or when the receiver is gone.
-fn read_blocks(paths: &[PathBuf], network: Network, tx: &SyncSender<ReadItem>) {
+/// The reader: decodes `paths` in order and hands each block prepared to `deliver`, then stops at
+/// the first error (delivered too) or when `deliver` returns false.
+fn read_blocks(paths: &[PathBuf], network: Network, mut deliver: impl FnMut(ReadItem) -> bool) {
     for path in paths {
         tracing::info!(file = %path.display(), "reading blocks");
         let blocks = match FileBlocks::open(path, network) {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Err(e.into()));
+                deliver(Err(e.into()));
                 return;
             }
         };
@@ -176,7 +191,7 @@ fn read_blocks(paths: &[PathBuf], network: Network, tx: &SyncSender<ReadItem>) {
                 .map(|(block, origin)| (PreparedBlock::new(block), origin))
                 .map_err(anyhow::Error::from);
             let failed = item.is_err();
-            if tx.send(item).is_err() || failed {
+            if !deliver(item) || failed {
                 return;
             }
         }

@@ -79,6 +79,7 @@ mod commit;
 mod datadir;
 mod ingest;
 mod report;
+mod stats_stage;
 #[cfg(test)]
 mod testutil;
 mod verify;

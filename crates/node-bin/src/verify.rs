@@ -5,36 +5,66 @@ use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
 use bitcoin::{Block, BlockHash, Network};
-use utxo_core::{BlockUndo, ChainParams, PreparedBlock, SetOptions, UtxoSet};
+use utxo_core::{BlockUndo, ChainParams, PreparedBlock, SetOptions, UtxoSet, UtxoStats};
 
 use crate::chain::{Backend, Chain, REORG_DEPTH_MAX};
 use crate::ingest::{self, Summary};
 use crate::report::StatsReport;
+use crate::stats_stage::StatsStage;
 
 /// The in-memory UTXO set, with undo data for the blocks a reorganisation may disconnect.
 pub struct MemoryBackend {
     set: UtxoSet,
     undo: HashMap<BlockHash, (u32, BlockUndo)>,
+    /// MuHash on its own thread (the set then keeps no accumulator), or `None`: the set keeps it.
+    stage: Option<StatsStage>,
 }
 
 impl MemoryBackend {
-    /// An empty set with `network`'s consensus parameters.
-    pub fn new(network: Network) -> Self {
+    /// An empty set with `network`'s consensus parameters; with `pipeline`, MuHash runs on a
+    /// [`StatsStage`] beside the applying thread.
+    ///
+    /// # Errors
+    /// The statistics thread could not be started.
+    pub fn new(network: Network, pipeline: bool) -> anyhow::Result<Self> {
         let options = SetOptions {
             params: ChainParams::for_network(network),
             threads: crate::datadir::SET_THREADS,
+            track_muhash: !pipeline,
             ..SetOptions::default()
         };
-        Self {
-            set: UtxoSet::with_options(options),
+        let set = UtxoSet::with_options(options);
+        let stage = if pipeline {
+            Some(StatsStage::start(UtxoStats::new(true))?)
+        } else {
+            None
+        };
+        Ok(Self {
+            set,
             undo: HashMap::new(),
+            stage,
+        })
+    }
+
+    /// The set's statistics, MuHash included, after every block connected so far.
+    fn stats(&self) -> anyhow::Result<UtxoStats> {
+        match &self.stage {
+            Some(stage) => stage.stats(),
+            None => Ok(self.set.stats()),
         }
     }
 }
 
 impl Backend for MemoryBackend {
     fn connect(&mut self, block: &PreparedBlock, height: u32) -> anyhow::Result<()> {
-        let undo = self.set.apply_prepared(block, height)?;
+        let undo = match &self.stage {
+            Some(stage) => {
+                let connected = self.set.connect_prepared(block, height)?;
+                stage.changed(connected.changes)?;
+                connected.undo
+            }
+            None => self.set.apply_prepared(block, height)?,
+        };
         self.undo.insert(block.block().block_hash(), (height, undo));
         if let Some(floor) = height.checked_sub(REORG_DEPTH_MAX + 1) {
             self.undo.retain(|_, (h, _)| *h > floor);
@@ -54,7 +84,10 @@ impl Backend for MemoryBackend {
             .undo
             .remove(&hash)
             .ok_or_else(|| anyhow!("no undo data for block {hash}"))?;
-        self.set.disconnect_block(block, height, &undo)?;
+        let changes = self.set.disconnect_block(block, height, &undo)?;
+        if let Some(stage) = &self.stage {
+            stage.changed(changes)?;
+        }
         Ok(())
     }
 }
@@ -65,7 +98,7 @@ impl MemoryBackend {
     /// # Errors
     /// A duplicate coin while building the commitment (a bug in the set).
     pub fn report(&self, height: u32, bestblock: BlockHash) -> anyhow::Result<StatsReport> {
-        let stats = self.set.stats();
+        let stats = self.stats()?;
         let sorted = self.set.sorted_coins();
         let hs3 = utxo_core::hash_serialized_3(sorted.iter().map(|(o, c)| (o, c)));
         // Built once at the end: one hash per coin.
@@ -92,7 +125,8 @@ pub fn verify_chain(
     network: Network,
     stop_height: Option<u32>,
 ) -> anyhow::Result<(StatsReport, Summary)> {
-    let mut chain = Chain::new(network, MemoryBackend::new(network), stop_height);
+    let backend = MemoryBackend::new(network, crate::stats_stage::pipeline_enabled()?)?;
+    let mut chain = Chain::new(network, backend, stop_height);
     let pb = ingest::progress_bar("verify-chain");
     let sum = ingest::ingest(&mut chain, files, network, &pb, |_, _| Ok(()));
     pb.finish_and_clear();

@@ -176,3 +176,39 @@ fn files_given_in_any_order_and_split() {
     write_hex(&b, &blocks[60..=100]);
     assert_matches_core(&ok(&verify_chain(&[&b, &a], &["--json"])), 100);
 }
+
+#[test]
+fn one_thread_and_pipeline_agree_with_core_and_through_a_reorganisation() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = regtest_blocks();
+    // A: the regtest chain to 130 (blocks 110..130 spend coins, which the reorg must restore);
+    // B forks after 120 and outgrows A at 131, so replaying A then B disconnects ten blocks.
+    let a = dir.path().join("a.hex");
+    write_hex(&a, &blocks[..=130]);
+    let b = testutil::mine_chain(&blocks[120], 120, 15, 2);
+    let b_file = dir.path().join("b.hex");
+    write_hex(&b_file, &b);
+    let direct = dir.path().join("direct.hex");
+    write_hex(&direct, &[&blocks[..=120], &b[..]].concat());
+    let reference = ok(&verify_chain_with_pipeline(&[&direct], &["--json"], "off"));
+    assert!(reference.contains("\"height\": 135"), "{reference}");
+    for pipeline in ["on", "off"] {
+        let reorged = ok(&verify_chain_with_pipeline(
+            &[&a, &b_file],
+            &["--json"],
+            pipeline,
+        ));
+        assert_eq!(reorged, reference, "L2BTC_PIPELINE={pipeline}");
+        let whole = hex_gz();
+        assert_matches_core(
+            &ok(&verify_chain_with_pipeline(
+                &[&whole],
+                &["--json"],
+                pipeline,
+            )),
+            200,
+        );
+    }
+    let bad = verify_chain_with_pipeline(&[&a], &["--json"], "2");
+    assert!(fails(&bad).contains("L2BTC_PIPELINE"));
+}

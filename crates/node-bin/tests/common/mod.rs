@@ -166,11 +166,21 @@ pub fn utxo_stats_json(datadir: &Path) -> String {
 
 /// Runs `l2btc verify-chain --network regtest <files> <extra>` (an in-memory replay).
 pub fn verify_chain(files: &[&Path], extra: &[&str]) -> Output {
+    verify_chain_with_pipeline(files, extra, "on")
+}
+
+/// [`verify_chain`] with `L2BTC_PIPELINE` set to `pipeline` (`on`: reader thread and MuHash stage;
+/// `off`: one thread).
+pub fn verify_chain_with_pipeline(files: &[&Path], extra: &[&str], pipeline: &str) -> Output {
     let mut args = vec!["verify-chain", "--network", "regtest"];
     let files: Vec<String> = files.iter().map(|p| p.display().to_string()).collect();
     args.extend(files.iter().map(String::as_str));
     args.extend_from_slice(extra);
-    l2btc(&args)
+    Command::new(env!("CARGO_BIN_EXE_l2btc"))
+        .args(&args)
+        .env("L2BTC_PIPELINE", pipeline)
+        .output()
+        .expect("run l2btc")
 }
 
 /// The string field `key` of a JSON object text; panics if there is none.

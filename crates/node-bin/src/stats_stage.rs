@@ -1,0 +1,197 @@
+//! MuHash off the applying thread: a pipeline stage that keeps the UTXO statistics from each
+//! block's [`ChangeSet`] on a thread of its own.
+//!
+//! A MuHash3072 update costs a 3072-bit modular multiplication per coin, several times what the
+//! set spends applying that coin. Kept inside the set (`SetOptions::track_muhash`) it runs on the
+//! applying thread; here the set runs with `track_muhash: false` and hands each block's changes to
+//! this stage, so the two overlap on two cores. Whoever reads the statistics calls
+//! [`StatsStage::stats`], which waits until every change sent before has been applied.
+//!
+//! `L2BTC_PIPELINE=off` keeps everything on one thread (the reader thread of
+//! [`crate::ingest`] too), for measuring what the pipeline gains.
+
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::JoinHandle;
+
+use anyhow::{Context, anyhow, bail};
+use utxo_core::{ChangeSet, UtxoStats};
+
+/// The environment variable that turns the ingest pipeline off (`off`) or on (`on`, the default).
+pub const PIPELINE_ENV: &str = "L2BTC_PIPELINE";
+
+/// Blocks' change sets queued ahead of the stage before the applying thread waits.
+pub const QUEUED_BLOCKS_MAX: usize = 8;
+
+/// Whether ingest runs as a pipeline (reader thread, applying thread, MuHash stage), from
+/// [`PIPELINE_ENV`].
+///
+/// # Errors
+/// A value other than `on` or `off`.
+pub fn pipeline_enabled() -> anyhow::Result<bool> {
+    parse_pipeline(std::env::var_os(PIPELINE_ENV).as_deref())
+}
+
+fn parse_pipeline(value: Option<&std::ffi::OsStr>) -> anyhow::Result<bool> {
+    match value.map(|v| v.to_str()) {
+        None => Ok(true),
+        Some(Some("on")) => Ok(true),
+        Some(Some("off")) => Ok(false),
+        Some(v) => bail!("{PIPELINE_ENV}={v:?}: expected \"on\" or \"off\""),
+    }
+}
+
+enum Message {
+    Changed(ChangeSet),
+    Snapshot(SyncSender<UtxoStats>),
+}
+
+/// The statistics stage: a thread applying change sets to a [`UtxoStats`] in the order sent.
+pub struct StatsStage {
+    send: Option<SyncSender<Message>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl StatsStage {
+    /// Starts the stage from `base` (the statistics of the set as it stands now).
+    ///
+    /// # Errors
+    /// The thread could not be spawned.
+    pub fn start(base: UtxoStats) -> anyhow::Result<StatsStage> {
+        let (send, receive) = sync_channel(QUEUED_BLOCKS_MAX);
+        let thread = std::thread::Builder::new()
+            .name("utxo-stats".into())
+            .spawn(move || run(base, &receive))
+            .context("starting the statistics thread")?;
+        Ok(StatsStage {
+            send: Some(send),
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues the changes the set just made, as `connect_*` or `disconnect_block` returned them
+    /// (waits while [`QUEUED_BLOCKS_MAX`] are queued).
+    ///
+    /// # Errors
+    /// The stage has stopped (it panicked).
+    pub fn changed(&self, changes: ChangeSet) -> anyhow::Result<()> {
+        self.send(Message::Changed(changes))
+    }
+
+    /// The statistics after every change queued so far.
+    ///
+    /// # Errors
+    /// The stage has stopped (it panicked).
+    pub fn stats(&self) -> anyhow::Result<UtxoStats> {
+        let (reply, answer) = sync_channel(1);
+        self.send(Message::Snapshot(reply))?;
+        answer.recv().map_err(|_| stopped())
+    }
+
+    fn send(&self, message: Message) -> anyhow::Result<()> {
+        let send = self.send.as_ref().ok_or_else(stopped)?;
+        send.send(message).map_err(|_| stopped())
+    }
+}
+
+impl Drop for StatsStage {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread's loop.
+        self.send = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn stopped() -> anyhow::Error {
+    anyhow!("the UTXO statistics thread stopped")
+}
+
+fn run(mut stats: UtxoStats, receive: &Receiver<Message>) {
+    for message in receive {
+        match message {
+            Message::Changed(changes) => stats.apply(&changes),
+            Message::Snapshot(reply) => {
+                let _ = reply.send(stats.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{coinbase, mine_block};
+    use utxo_core::{SetOptions, UtxoSet};
+
+    fn untracked_set() -> UtxoSet {
+        UtxoSet::with_options(SetOptions {
+            track_muhash: false,
+            ..SetOptions::default()
+        })
+    }
+
+    #[test]
+    fn the_stage_agrees_with_the_set_keeping_its_own_statistics() {
+        let genesis = bitcoin::constants::genesis_block(bitcoin::Network::Regtest);
+        let tracked = UtxoSet::new();
+        let untracked = untracked_set();
+        let stage = StatsStage::start(UtxoStats::new(true)).unwrap();
+        let mut blocks = vec![genesis];
+        for h in 1..=5u32 {
+            let b = mine_block(&blocks[blocks.len() - 1], h, 7, vec![]);
+            blocks.push(b);
+        }
+        let mut undos = Vec::new();
+        for (h, b) in blocks.iter().enumerate() {
+            let h = u32::try_from(h).unwrap();
+            tracked.apply_block(b, h).unwrap();
+            let connected = untracked.connect_block(b, h).unwrap();
+            stage.changed(connected.changes).unwrap();
+            undos.push(connected.undo);
+        }
+        assert_eq!(stage.stats().unwrap(), tracked.stats());
+        assert!(stage.stats().unwrap().muhash.is_some());
+
+        // Disconnect the tip from both: the stage reverts to the same figures.
+        let (h, tip) = (5u32, &blocks[5]);
+        tracked.disconnect_block(tip, h, &undos[5]).unwrap();
+        let changes = untracked.disconnect_block(tip, h, &undos[5]).unwrap();
+        stage.changed(changes).unwrap();
+        assert_eq!(stage.stats().unwrap(), tracked.stats());
+        assert_ne!(tracked.stats(), UtxoStats::new(true));
+    }
+
+    #[test]
+    fn changes_apply_in_the_order_sent() {
+        let stage = StatsStage::start(UtxoStats::new(true)).unwrap();
+        let tx = coinbase(1, 1, 5_000);
+        let outpoint = bitcoin::OutPoint::new(tx.compute_txid(), 0);
+        let coin = utxo_core::Coin::from_txout(&tx.output[0], 1, true);
+        let created = ChangeSet {
+            created: vec![(outpoint, coin.clone())],
+            spent: vec![],
+        };
+        let spent = ChangeSet {
+            created: vec![],
+            spent: vec![(outpoint, coin)],
+        };
+        stage.changed(created.clone()).unwrap();
+        let one = stage.stats().unwrap();
+        assert_eq!(one.txouts, 1);
+        stage.changed(spent).unwrap();
+        stage.changed(created).unwrap();
+        assert_eq!(stage.stats().unwrap(), one);
+    }
+
+    #[test]
+    fn the_environment_switch_accepts_on_and_off_only() {
+        use std::ffi::OsStr;
+        assert!(parse_pipeline(None).unwrap());
+        assert!(parse_pipeline(Some(OsStr::new("on"))).unwrap());
+        assert!(!parse_pipeline(Some(OsStr::new("off"))).unwrap());
+        for bad in ["", "0", "OFF", "no"] {
+            assert!(parse_pipeline(Some(OsStr::new(bad))).is_err(), "{bad:?}");
+        }
+    }
+}
