@@ -764,6 +764,47 @@ mod tests {
         assert_eq!(shard.len(), 0);
     }
 
+    /// The live bytes of `key`'s record.
+    fn record_bytes(shard: &Shard, k: Key) -> Vec<u8> {
+        let hash = key_hash(shard.seed, &k.txid, k.group());
+        let (_, handle) = shard.find(hash, &k).expect("the record exists");
+        let b = shard.arena.get(handle);
+        b[..live_len(b)].to_vec()
+    }
+
+    /// Cutting outputs out in place leaves the very bytes a record written afresh with the
+    /// remaining outputs has (shared and per-output codes, group 0 and others, every position).
+    #[test]
+    fn cutting_in_place_equals_writing_the_rest_afresh() {
+        // Six outputs: cutting the last one shortens the mask (the rebuilding path).
+        for (base, heights) in [(0, [7, 7, 7, 7, 7, 7]), (64, [7, 7, 8, 7, 9, 7])] {
+            let coins: Vec<Coin> = heights
+                .iter()
+                .zip(0u64..)
+                .map(|(&h, i)| coin(1_000 * (i + 1), h, 20 + 3 * usize::try_from(i).unwrap()))
+                .collect();
+            for cut in 0..coins.len() {
+                let mut shard = Shard::new(5);
+                for (v, c) in (base..).zip(&coins) {
+                    put(&mut shard, key(4, v), c);
+                }
+                let target = key(4, base + u32::try_from(cut).unwrap());
+                assert_eq!(remove(&mut shard, target), Some(coins[cut].clone()));
+                let mut fresh = Shard::new(5);
+                for (v, c) in (base..).zip(&coins).filter(|(v, _)| *v != target.vout) {
+                    put(&mut fresh, key(4, v), c);
+                }
+                let any = key(4, if cut == 0 { base + 1 } else { base });
+                assert_eq!(
+                    record_bytes(&shard, any),
+                    record_bytes(&fresh, any),
+                    "cut {cut}"
+                );
+                assert_eq!(shard.len(), coins.len() - 1);
+            }
+        }
+    }
+
     #[test]
     fn a_group_holds_64_outputs_at_the_limit() {
         let mut shard = Shard::new(1);
