@@ -21,12 +21,16 @@ use bitcoin::hashes::{Hash, HashEngine, sha256, sha256d};
 use bitcoin::{Amount, Block, BlockHash, Network, OutPoint};
 use merkle_proofs::Commitment;
 use utxo_core::muhash::MuHash3072;
-use utxo_core::{ChainParams, Coin, PreparedBlock, SetOptions, UtxoSet, bogosize, txout_ser};
+use utxo_core::{
+    ChainParams, ChangeSet, Coin, PreparedBlock, SetOptions, UtxoSet, UtxoStats, bogosize,
+    txout_ser,
+};
 use wal_store::{Ack, BlockRecord, Store, StoreOptions};
 
 use crate::chain::{Backend, Entry};
 use crate::commit;
 use crate::report::StatsReport;
+use crate::stats_stage::StatsStage;
 
 /// Size of one stored header.
 const HEADER_LEN: usize = 80;
@@ -142,7 +146,8 @@ pub fn read_headers(path: &Path, network: Network) -> anyhow::Result<HashMap<Blo
 /// 0.69× 2-in/2-out; see `utxo_core::SetOptions::threads`).
 pub const SET_THREADS: usize = 1;
 
-/// Loads every stored coin into a fresh in-memory set standing on the store's tip.
+/// Loads every stored coin into a fresh in-memory set standing on the store's tip. The set keeps
+/// no MuHash accumulator: a [`StatsStage`] does, off the applying thread.
 ///
 /// # Errors
 /// Store errors.
@@ -150,6 +155,7 @@ pub fn load_set(store: &mut Store, network: Network) -> anyhow::Result<UtxoSet> 
     let set = UtxoSet::with_options(SetOptions {
         params: ChainParams::for_network(network),
         threads: SET_THREADS,
+        track_muhash: false,
         ..SetOptions::default()
     });
     for item in store.coin_iter()? {
@@ -174,6 +180,8 @@ pub struct StoreBackend {
     set: UtxoSet,
     /// The commitment to `set`, rebuilt at open and updated per block.
     commitment: Commitment,
+    /// The statistics (MuHash) of `set` on a thread of their own; `None` with `headers_only`.
+    stage: Option<StatsStage>,
     headers: File,
     /// Only record headers, connect nothing (`--headers-only`).
     headers_only: bool,
@@ -194,14 +202,26 @@ impl StoreBackend {
     ) -> anyhow::Result<Self> {
         let paths = Paths::new(datadir);
         let mut store = open_store(datadir, network, checkpoint_wal_bytes)?;
-        let (set, commitment) = if headers_only {
-            (UtxoSet::new(), Commitment::new())
+        let (set, commitment, stage) = if headers_only {
+            (UtxoSet::new(), Commitment::new(), None)
         } else {
             let set = load_set(&mut store, network)?;
             let sorted = set.sorted_coins();
             let (commitment, _) = commit::rebuild(sorted.iter().map(|(o, c)| (o, c)))?;
             commit::check_logged(&store, &commitment.root())?;
-            (set, commitment)
+            let stage = match cached_stats_of(&paths.stats, &store, &set) {
+                Some(stats) => StatsStage::start(stats)?,
+                None => {
+                    // MuHash over every coin, in the background while blocks are imported.
+                    let stage = StatsStage::start(UtxoStats::new(true))?;
+                    stage.changed(ChangeSet {
+                        created: sorted,
+                        spent: Vec::new(),
+                    })?;
+                    stage
+                }
+            };
+            (set, commitment, Some(stage))
         };
         let headers = OpenOptions::new()
             .create(true)
@@ -213,6 +233,7 @@ impl StoreBackend {
             store,
             set,
             commitment,
+            stage,
             headers,
             headers_only,
             pending: Vec::new(),
@@ -250,21 +271,10 @@ impl StoreBackend {
         }
         out.flush()?;
         self.oldest_pending = None;
-        if let Some(tip) = self.store.tip() {
-            let stats = self.set.stats();
-            if let Some(mu) = &stats.muhash {
-                write_stats_cache(
-                    &self.paths.stats,
-                    &CachedStats {
-                        height: tip.height,
-                        hash: tip.hash,
-                        txouts: stats.txouts,
-                        bogosize: stats.bogosize,
-                        total: stats.total_amount,
-                        muhash: mu.to_bytes(),
-                    },
-                )?;
-            }
+        if let (Some(tip), Some(stage)) = (self.store.tip(), &self.stage) {
+            // Written by the stage once it has caught up with this tip; the apply goes on.
+            let path = self.paths.stats.clone();
+            stage.then(move |stats| write_tip_stats(&path, tip.height, tip.hash, stats))?;
         }
         Ok(())
     }
@@ -323,6 +333,9 @@ impl Backend for StoreBackend {
             undo: &connected.undo,
             commitment_root: Some(self.commitment.root().0),
         })?;
+        if let Some(stage) = &self.stage {
+            stage.changed(connected.changes)?;
+        }
         self.push(ack, Event::Connected(height, hash));
         self.maybe_commit()
     }
@@ -350,6 +363,9 @@ impl Backend for StoreBackend {
         }
         for (op, coin) in &stored.changes.spent {
             self.set.insert(*op, coin.clone());
+        }
+        if let Some(stage) = &self.stage {
+            stage.changed(stored.changes.inverse())?;
         }
         self.set
             .set_best_block(height.checked_sub(1).map(|h| (stored.prev_hash, h)));
@@ -393,6 +409,38 @@ fn write_stats_cache(path: &Path, s: &CachedStats) -> anyhow::Result<()> {
     std::fs::write(&tmp, &b).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {}", tmp.display()))?;
     Ok(())
+}
+
+/// The cache as the statistics of `set` when it describes the store's tip and agrees with the
+/// set's coin count, bogosize and total (which the set keeps without MuHash).
+fn cached_stats_of(path: &Path, store: &Store, set: &UtxoSet) -> Option<UtxoStats> {
+    let tip = store.tip()?;
+    let cached = read_stats_cache(path).filter(|c| c.height == tip.height && c.hash == tip.hash)?;
+    let own = set.stats();
+    let agrees = cached.txouts == own.txouts
+        && cached.bogosize == own.bogosize
+        && cached.total == own.total_amount;
+    agrees.then(|| UtxoStats {
+        muhash: Some(MuHash3072::from_bytes(&cached.muhash)),
+        ..own
+    })
+}
+
+/// Writes `stats` as the cache for the tip `height`/`hash`; a failure only costs a recomputation
+/// later, so it is logged, not raised (this runs on the statistics thread).
+fn write_tip_stats(path: &Path, height: u32, hash: BlockHash, stats: &UtxoStats) {
+    let Some(mu) = &stats.muhash else { return };
+    let cache = CachedStats {
+        height,
+        hash,
+        txouts: stats.txouts,
+        bogosize: stats.bogosize,
+        total: stats.total_amount,
+        muhash: mu.to_bytes(),
+    };
+    if let Err(e) = write_stats_cache(path, &cache) {
+        tracing::warn!("could not write the statistics cache: {e:#}");
+    }
 }
 
 /// Reads the statistics cache; `None` if missing, torn or of another version.

@@ -5,7 +5,8 @@
 //! set spends applying that coin. Kept inside the set (`SetOptions::track_muhash`) it runs on the
 //! applying thread; here the set runs with `track_muhash: false` and hands each block's changes to
 //! this stage, so the two overlap on two cores. Whoever reads the statistics calls
-//! [`StatsStage::stats`], which waits until every change sent before has been applied.
+//! [`StatsStage::stats`], which waits until every change sent before has been applied, or queues
+//! work behind those changes with [`StatsStage::then`], which does not wait.
 //!
 //! `L2BTC_PIPELINE=off` keeps everything on one thread (the reader thread of
 //! [`crate::ingest`] too), for measuring what the pipeline gains.
@@ -40,9 +41,12 @@ fn parse_pipeline(value: Option<&std::ffi::OsStr>) -> anyhow::Result<bool> {
     }
 }
 
+/// Work run on the stage with the statistics as they stand at that point of the queue.
+type Then = Box<dyn FnOnce(&UtxoStats) + Send>;
+
 enum Message {
     Changed(ChangeSet),
-    Snapshot(SyncSender<UtxoStats>),
+    Then(Then),
 }
 
 /// The statistics stage: a thread applying change sets to a [`UtxoStats`] in the order sent.
@@ -83,8 +87,19 @@ impl StatsStage {
     /// The stage has stopped (it panicked).
     pub fn stats(&self) -> anyhow::Result<UtxoStats> {
         let (reply, answer) = sync_channel(1);
-        self.send(Message::Snapshot(reply))?;
+        self.then(move |stats| {
+            let _ = reply.send(stats.clone());
+        })?;
         answer.recv().map_err(|_| stopped())
+    }
+
+    /// Runs `work` on the stage once every change queued before it is applied, without waiting
+    /// for it (e.g. writing a statistics cache for the tip as of now).
+    ///
+    /// # Errors
+    /// The stage has stopped (it panicked).
+    pub fn then(&self, work: impl FnOnce(&UtxoStats) + Send + 'static) -> anyhow::Result<()> {
+        self.send(Message::Then(Box::new(work)))
     }
 
     fn send(&self, message: Message) -> anyhow::Result<()> {
@@ -111,9 +126,7 @@ fn run(mut stats: UtxoStats, receive: &Receiver<Message>) {
     for message in receive {
         match message {
             Message::Changed(changes) => stats.apply(&changes),
-            Message::Snapshot(reply) => {
-                let _ = reply.send(stats.clone());
-            }
+            Message::Then(work) => work(&stats),
         }
     }
 }
@@ -180,8 +193,12 @@ mod tests {
         let one = stage.stats().unwrap();
         assert_eq!(one.txouts, 1);
         stage.changed(spent).unwrap();
+        let (seen, saw) = sync_channel(1);
+        stage.then(move |s| seen.send(s.txouts).unwrap()).unwrap();
         stage.changed(created).unwrap();
         assert_eq!(stage.stats().unwrap(), one);
+        // The work ran between the two changes queued around it.
+        assert_eq!(saw.recv().unwrap(), 0);
     }
 
     #[test]

@@ -22,6 +22,8 @@ fn import_matches_core_and_resumes() {
         ],
     ));
     assert_eq!(count_lines_starting(&out, "durable "), 101);
+    // The statistics thread left its cache for the tip: utxo-stats takes MuHash from it.
+    assert!(d.join("stats.dat").exists());
     assert_matches_core(&utxo_stats_json(&d), 100);
     // Resume: only the rest is connected.
     let run = l2btc_in(&d, &["import-blocks", hex.to_str().unwrap()]);
@@ -49,6 +51,33 @@ fn import_matches_core_and_resumes() {
     assert!(err.contains("not in the UTXO set"), "{err}");
     let err = fails(&l2btc_in(&d, &["utxo-get", "nonsense"]));
     assert!(err.contains("TXID:VOUT"), "{err}");
+}
+
+#[test]
+fn a_resume_without_the_statistics_cache_recomputes_muhash_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("dd");
+    let hex = hex_gz();
+    let file = hex.to_str().unwrap();
+    ok(&l2btc_in(
+        &d,
+        &["import-blocks", file, "--stop-height", "150"],
+    ));
+    let cache = d.join("stats.dat");
+    std::fs::remove_file(&cache).unwrap();
+    // The next run starts its statistics thread from every stored coin, then follows the blocks.
+    ok(&l2btc_in(&d, &["import-blocks", file]));
+    assert!(cache.exists());
+    // utxo-stats uses the cache it wrote (it describes the tip), and it matches Core.
+    assert_matches_core(&utxo_stats_json(&d), 200);
+    // A cache for another tip is not used: overwrite it with the one from height 150's run.
+    let stale = tmp.path().join("stale");
+    ok(&l2btc_in(
+        &stale,
+        &["import-blocks", file, "--stop-height", "150"],
+    ));
+    std::fs::copy(stale.join("stats.dat"), &cache).unwrap();
+    assert_matches_core(&utxo_stats_json(&d), 200);
 }
 
 #[test]
