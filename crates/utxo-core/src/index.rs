@@ -7,6 +7,9 @@
 //! caller's `hasher` recomputes them from the records. Deletion shifts the following entries back
 //! (no tombstones), so lookups stay short under any churn.
 //!
+//! Behind the `capacity` home slots lie [`OVERHANG`] more, so a run never wraps around to the
+//! front: probes and shifts walk straight up the array.
+//!
 //! An entry lies at most [`DISTANCE_MAX`] slots past its home. A longer run grows the index while it
 //! is at least a quarter full; a run that growing cannot break (hundreds of keys with one seeded
 //! 64-bit hash: not seen in practice) puts the entry in an overflow list that lookups scan after the
@@ -16,7 +19,10 @@
 const SLOT: usize = 6;
 /// Largest distance from home a slot records (stored plus one; 0 marks an empty slot).
 const DISTANCE_MAX: u8 = 254;
-/// Slots of the first allocation.
+/// Slots behind the last home slot: an entry lies at most `DISTANCE_MAX` past its home, and the
+/// last slot stays empty, ending every run.
+const OVERHANG: usize = DISTANCE_MAX as usize + 2;
+/// Home slots of the first allocation.
 const CAPACITY_MIN: usize = 16;
 /// Growth adds `1 / GROWTH_DIVISOR` of the slots: with the 7/8 load bound, the load stays between
 /// 0.7 and 0.875 (doubling would let it fall to 0.44, costing up to 6 bytes per coin).
@@ -29,6 +35,8 @@ type Slot = [u8; SLOT];
 #[derive(Default)]
 pub(crate) struct Index {
     slots: Vec<Slot>,
+    /// Home slots (`slots` holds [`OVERHANG`] more; both are 0 before the first insert).
+    capacity: usize,
     /// Entries that found no slot within `DISTANCE_MAX` (see the module docs); slot indices
     /// `slots.len()..` name them.
     overflow: Vec<u32>,
@@ -46,11 +54,6 @@ fn tag(hash: u64) -> u8 {
 #[allow(clippy::cast_possible_truncation)] // Low 32 bits on purpose; the result is < capacity.
 fn home(hash: u64, capacity: usize) -> usize {
     ((u64::from(hash as u32) * capacity as u64) >> 32) as usize
-}
-
-/// The slot after `i` among `capacity`, wrapping.
-fn next(i: usize, capacity: usize) -> usize {
-    if i + 1 == capacity { 0 } else { i + 1 }
 }
 
 fn handle_of(s: &Slot) -> u32 {
@@ -71,25 +74,21 @@ impl Index {
 
     /// The slot holding the entry with `hash` for which `eq(handle)` holds.
     pub(crate) fn find(&self, hash: u64, mut eq: impl FnMut(u32) -> bool) -> Option<usize> {
-        if !self.slots.is_empty() {
-            let capacity = self.slots.len();
+        if self.capacity != 0 {
             let t = tag(hash);
-            let mut i = home(hash, capacity);
+            let start = home(hash, self.capacity);
+            // At most DISTANCE_MAX + 1 slots from home, all within the array (the overhang).
+            let run = &self.slots[start..=start + usize::from(DISTANCE_MAX)];
             let mut d: u8 = 1;
-            loop {
-                let s = &self.slots[i];
+            for s in run {
                 // Empty (0), or an entry nearer its home than we are to ours: not in the table.
                 if s[5] < d {
                     break;
                 }
                 if s[5] == d && s[4] == t && eq(handle_of(s)) {
-                    return Some(i);
+                    return Some(start + usize::from(d - 1));
                 }
-                i = next(i, capacity);
-                match d.checked_add(1) {
-                    Some(next) => d = next,
-                    None => break,
-                }
+                d = d.wrapping_add(1);
             }
         }
         if self.overflow.is_empty() {
@@ -125,9 +124,9 @@ impl Index {
             self.overflow.swap_remove(i - self.slots.len());
             return;
         }
-        let capacity = self.slots.len();
         loop {
-            let after = next(i, capacity);
+            // Never past the end: the overhang's last slot is empty.
+            let after = i + 1;
             let s = self.slots[after];
             if s[5] <= 1 {
                 self.slots[i] = [0; SLOT];
@@ -141,12 +140,12 @@ impl Index {
     /// Inserts `handle` with `hash` (not present yet); `hasher` gives the hash of any stored handle
     /// when the index grows.
     pub(crate) fn insert(&mut self, hash: u64, handle: u32, hasher: impl Fn(u32) -> u64) {
-        if (self.len + 1) * 8 > self.slots.len() * 7 {
+        if (self.len + 1) * 8 > self.capacity * 7 {
             self.grow(&hasher, None);
         }
         self.len += 1;
-        if let Err(left) = self.place(handle, tag(hash), home(hash, self.slots.len())) {
-            if self.len * 4 >= self.slots.len() {
+        if let Err(left) = self.place(handle, tag(hash), home(hash, self.capacity)) {
+            if self.len * 4 >= self.capacity {
                 self.grow(&hasher, Some(left));
             } else {
                 self.overflow.push(left);
@@ -156,7 +155,6 @@ impl Index {
 
     /// Robin Hood placement from home bucket `start`; on a too-long run, the entry left in hand.
     fn place(&mut self, mut handle: u32, mut t: u8, start: usize) -> Result<(), u32> {
-        let capacity = self.slots.len();
         let mut i = start;
         let mut d: u8 = 0;
         loop {
@@ -172,7 +170,7 @@ impl Index {
                 t = s[4];
                 d = s[5] - 1;
             }
-            i = next(i, capacity);
+            i += 1;
             d += 1;
             if d > DISTANCE_MAX {
                 return Err(handle);
@@ -182,8 +180,9 @@ impl Index {
 
     /// Grows the slots by a quarter and re-places every entry (and `extra`, an entry in hand).
     fn grow(&mut self, hasher: &impl Fn(u32) -> u64, extra: Option<u32>) {
-        let capacity = (self.slots.len() + self.slots.len() / GROWTH_DIVISOR).max(CAPACITY_MIN);
-        let old = std::mem::replace(&mut self.slots, vec![[0; SLOT]; capacity]);
+        let capacity = (self.capacity + self.capacity / GROWTH_DIVISOR).max(CAPACITY_MIN);
+        let old = std::mem::replace(&mut self.slots, vec![[0; SLOT]; capacity + OVERHANG]);
+        self.capacity = capacity;
         let overflow = std::mem::take(&mut self.overflow);
         let entries = old
             .iter()
@@ -257,6 +256,39 @@ mod tests {
         let i = index.find(hashes[&1], |h| h == 1).expect("present");
         index.set_handle(i, 77_777);
         assert_eq!(index.find(hashes[&1], |h| h == 77_777), Some(i));
+    }
+
+    /// Entries homed at the last slot run on into the overhang (and past DISTANCE_MAX into the
+    /// overflow list); all are found, removed, and found again after growth.
+    #[test]
+    fn runs_at_the_end_stay_in_the_overhang() {
+        let mut index = Index::default();
+        let mut hashes = HashMap::new();
+        for handle in 0..2_000u32 {
+            // Every third entry homes at the last slot; the tags differ.
+            let hash = if handle % 3 == 0 {
+                (u64::from(handle) << 56) | 0xffff_ffff
+            } else {
+                u64::from(handle).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            };
+            hashes.insert(handle, hash);
+            index.insert(hash, handle, |h| hashes[&h]);
+        }
+        check(&index, &hashes);
+        assert_eq!(index.slots.len(), index.capacity + OVERHANG);
+        assert_eq!(
+            index.slots.last(),
+            Some(&[0; SLOT]),
+            "the last slot stays empty"
+        );
+        for handle in (0..2_000u32).filter(|h| h % 2 == 0) {
+            let i = index
+                .find(hashes[&handle], |h| h == handle)
+                .expect("present");
+            index.remove_at(i);
+            hashes.remove(&handle);
+        }
+        check(&index, &hashes);
     }
 
     #[test]
