@@ -74,7 +74,11 @@ pub fn open_store(
     let paths = Paths::new(datadir);
     std::fs::create_dir_all(&paths.chainstate)
         .with_context(|| format!("creating {}", paths.chainstate.display()))?;
-    let mut options = StoreOptions::new(network).group_commit(usize::MAX, usize::MAX);
+    // MuHash is kept by the node's statistics stage and `stats.dat`, not a second time by the
+    // store on the applying thread (a snapshot export then computes it in a pass of its own).
+    let mut options = StoreOptions::new(network)
+        .group_commit(usize::MAX, usize::MAX)
+        .track_muhash(false);
     if let Some(b) = checkpoint_wal_bytes {
         options = options.checkpoint_wal_bytes(b);
     }
