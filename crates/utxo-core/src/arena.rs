@@ -149,10 +149,10 @@ impl Arena {
         Some(&mut data[hl..hl + len])
     }
 
-    /// Records that the chunk record at `handle`, edited in place, is now `new_live` bytes long
-    /// instead of `live` (`new_live <= live`): the bytes after it are dead.
-    pub(crate) fn shrunk(&mut self, handle: Handle, live: usize, new_live: usize) {
-        self.add_dead(handle, live - new_live);
+    /// Records that the chunk record at `handle`, edited in place, lost `bytes` bytes of its
+    /// encoding: they are dead now.
+    pub(crate) fn shrunk(&mut self, handle: Handle, bytes: usize) {
+        self.add_dead(handle, bytes);
     }
 
     /// Stores `record`; returns its handle.

@@ -385,9 +385,13 @@ impl Shard {
 
     /// The output `key` of the record `b`, with the record's head.
     fn locate(b: &[u8], key: &Key) -> Option<Out> {
-        let h = head(b);
+        Self::locate_in(b, &head(b), key)
+    }
+
+    /// The output `key` of the record `b` whose head is `h`.
+    fn locate_in(b: &[u8], h: &Head, key: &Key) -> Option<Out> {
         let low = key.low();
-        outputs(b, &h)
+        outputs(b, h)
             .take_while(|o| o.low <= low)
             .find(|o| o.low == low)
     }
@@ -540,25 +544,19 @@ impl Shard {
         let (slot, handle) = self.find(hash, key)?;
         let b = self.arena.get(handle);
         let h = head(b);
-        let low = key.low();
-        let mut found = None;
-        let mut end = h.outputs;
-        for out in outputs(b, &h) {
-            if out.low == low {
-                found = Some(out);
-            }
-            end = out.end;
-        }
-        let out = found?;
+        // The outputs after this one are not read: only a rebuilt record needs its end.
+        let out = Self::locate_in(b, &h, key)?;
         let old = if want_old { decode(b, &out) } else { None };
         if h.count() == 1 {
             self.table.remove_at(slot);
-            self.arena.free(handle, end);
-        } else if self.cut_in_place(handle, &h, &out, end) {
+            // Its only output is the last: the record ends with it.
+            self.arena.free(handle, out.end);
+        } else if self.cut_in_place(handle, &h, &out) {
             // Done: the output's bytes were cut out where the record lies.
         } else {
             // The record without the output: never longer, so rewritten in place.
             let b = self.arena.get(handle);
+            let end = live_len(b);
             self.record.clear();
             let code = (!h.per_output_codes).then_some(h.code);
             let live = h.live & !(1 << out.low);
@@ -574,11 +572,10 @@ impl Shard {
         Some(old)
     }
 
-    /// Cuts output `out` out of the chunk record at `handle` (head `h`, encoding `end` bytes
-    /// long) where it lies: the new mask is written over the old one when it has the same length
+    /// Cuts output `out` out of the chunk record at `handle` (head `h`) where it lies: the new mask is written over the old one when it has the same length
     /// (almost always) and the outputs after `out` move down. False (nothing changed) for a side
     /// record or a mask that would change length.
-    fn cut_in_place(&mut self, handle: Handle, h: &Head, out: &Out, end: usize) -> bool {
+    fn cut_in_place(&mut self, handle: Handle, h: &Head, out: &Out) -> bool {
         let mut flags = 0;
         if h.group != 0 {
             flags |= FLAG_GROUP;
@@ -598,8 +595,10 @@ impl Shard {
             return false;
         }
         b[TXID_LEN..mask_end].copy_from_slice(&self.record);
-        b.copy_within(out.end..end, out.start);
-        self.arena.shrunk(handle, end, end - (out.end - out.start));
+        // The whole allocation moves down: bytes past the record's end are dead either way.
+        let len = b.len();
+        b.copy_within(out.end..len, out.start);
+        self.arena.shrunk(handle, out.end - out.start);
         true
     }
 
