@@ -15,13 +15,19 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 
 use anyhow::{Context, anyhow, bail};
-use utxo_core::{ChangeSet, UtxoStats};
+use bitcoin::OutPoint;
+use utxo_core::muhash::MuHash3072;
+use utxo_core::{ChangeSet, Coin, UtxoStats, txout_ser};
 
 /// The environment variable that turns the ingest pipeline off (`off`) or on (`on`, the default).
 pub const PIPELINE_ENV: &str = "L2BTC_PIPELINE";
 
 /// Blocks' change sets queued ahead of the stage before the applying thread waits.
 pub const QUEUED_BLOCKS_MAX: usize = 8;
+
+/// Coin changes from which one block's MuHash is split over two threads (the stage and a scoped
+/// helper): below it, a thread's start costs more than the half it would take.
+pub const PARALLEL_COINS_MIN: usize = 512;
 
 /// Whether ingest runs as a pipeline (reader thread, applying thread, MuHash stage), from
 /// [`PIPELINE_ENV`].
@@ -125,10 +131,58 @@ fn stopped() -> anyhow::Error {
 fn run(mut stats: UtxoStats, receive: &Receiver<Message>) {
     for message in receive {
         match message {
-            Message::Changed(changes) => stats.apply(&changes),
+            Message::Changed(changes) => apply(&mut stats, &changes),
             Message::Then(work) => work(&stats),
         }
     }
+}
+
+/// `stats.apply(changes)`, with MuHash (one 3072-bit multiplication per coin) split over two
+/// threads for a large block: each half goes into an accumulator of its own, then both are
+/// combined into `stats` (the product does not depend on order or grouping). The pipeline then
+/// uses the core the applying thread leaves idle while it waits for this stage.
+fn apply(stats: &mut UtxoStats, changes: &ChangeSet) {
+    let coins = changes.created.len() + changes.spent.len();
+    if stats.muhash.is_none() || coins < PARALLEL_COINS_MIN {
+        stats.apply(changes);
+        return;
+    }
+    let (created_a, created_b) = changes.created.split_at(changes.created.len() / 2);
+    let (spent_a, spent_b) = changes.spent.split_at(changes.spent.len() / 2);
+    let (a, b) = std::thread::scope(|scope| {
+        let helper = scope.spawn(|| muhash_of(created_b, spent_b));
+        let a = muhash_of(created_a, spent_a);
+        // A panic on the helper is a bug; carry it to the stage like one of its own.
+        let b = helper
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (a, b)
+    });
+    // The counters as `UtxoStats::apply` keeps them, without a second MuHash.
+    let mut mu = stats.muhash.take();
+    stats.apply(changes);
+    if let Some(mu) = mu.as_mut() {
+        mu.combine(&a);
+        mu.combine(&b);
+    }
+    stats.muhash = mu;
+}
+
+/// The accumulator of `created` inserted and `spent` removed.
+fn muhash_of(created: &[(OutPoint, Coin)], spent: &[(OutPoint, Coin)]) -> MuHash3072 {
+    let mut mu = MuHash3072::new();
+    let mut buf = Vec::with_capacity(128);
+    for (outpoint, coin) in created {
+        buf.clear();
+        txout_ser(outpoint, coin, &mut buf);
+        mu.insert(&buf);
+    }
+    for (outpoint, coin) in spent {
+        buf.clear();
+        txout_ser(outpoint, coin, &mut buf);
+        mu.remove(&buf);
+    }
+    mu
 }
 
 #[cfg(test)]
@@ -199,6 +253,45 @@ mod tests {
         assert_eq!(stage.stats().unwrap(), one);
         // The work ran between the two changes queued around it.
         assert_eq!(saw.recv().unwrap(), 0);
+    }
+
+    fn coins(n: u32, tag: u8) -> Vec<(bitcoin::OutPoint, utxo_core::Coin)> {
+        (0..n)
+            .map(|i| {
+                let tx = coinbase(i, u32::from(tag), 1_000 + u64::from(i));
+                let op = bitcoin::OutPoint::new(tx.compute_txid(), i % 3);
+                (
+                    op,
+                    utxo_core::Coin::from_txout(&tx.output[0], i, i % 2 == 0),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_large_block_split_over_two_threads_equals_one_thread() {
+        let mut before = UtxoStats::new(true);
+        before.apply(&ChangeSet {
+            created: coins(700, 1),
+            spent: vec![],
+        });
+        // 1,000 created and 700 spent: above PARALLEL_COINS_MIN, odd halves.
+        let block = ChangeSet {
+            created: coins(1_001, 2),
+            spent: coins(700, 1),
+        };
+        assert!(block.created.len() + block.spent.len() >= PARALLEL_COINS_MIN);
+        let mut sequential = before.clone();
+        sequential.apply(&block);
+        let mut split = before;
+        apply(&mut split, &block);
+        assert_eq!(split, sequential);
+        assert_eq!(split.muhash_hex(), sequential.muhash_hex());
+        assert_eq!(split.txouts, 1_001);
+        // And back: the block's inverse (a disconnect) returns to the starting figures.
+        apply(&mut split, &block.inverse());
+        sequential.apply(&block.inverse());
+        assert_eq!(split, sequential);
     }
 
     #[test]
