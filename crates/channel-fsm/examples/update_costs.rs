@@ -169,7 +169,11 @@ fn main() {
             black_box(black_box(tx).clone());
         });
         let record = chans[0].record();
-        println!("record bytes: {}", record.len());
+        println!(
+            "record bytes: {}, ledger outputs: {}",
+            record.len(),
+            chans[0].ledger().outputs.len()
+        );
         time("Channel::record (postcard + blake3)", || {
             black_box(chans[0].record());
         });
@@ -208,6 +212,11 @@ fn main() {
         best = best.min(ns as f64 / 1_000.0 / n as f64);
         done += n;
     }
+    println!(
+        "after the rounds: ledger outputs {}, record bytes {}",
+        chans[0].ledger().outputs.len(),
+        chans[0].record().len()
+    );
     let mean = total as f64 / 1_000.0 / rounds as f64;
     for (what, us) in [("mean", mean), ("best batch", best)] {
         println!(

@@ -15,6 +15,8 @@
 //! holding all `Sign`s has a fully signed commitment p and revokes p − 1 (`Revoke`, BOLT 3 secret) →
 //! a new proposal is signed only once all others revoked p − 1.
 
+use std::sync::Arc;
+
 use bitcoin::secp256k1::PublicKey;
 use bitcoin::{Amount, OutPoint, Transaction, TxOut, Txid};
 use serde::{Deserialize, Serialize};
@@ -301,6 +303,24 @@ pub fn channel_id_of(outpoint: &OutPoint) -> ChannelId {
     sha256::Hash::from_engine(e).to_byte_array()
 }
 
+/// serde for a value held behind an `Arc` (shared between a state and its copies, so that copying
+/// a state before a transition does not copy it): encoded exactly as the value itself.
+mod shared {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(value: &Arc<T>, s: S) -> Result<S::Ok, S::Error> {
+        T::serialize(value, s)
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Arc<T>, D::Error> {
+        T::deserialize(d).map(Arc::new)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct SignData {
     root: [u8; 32],
@@ -311,7 +331,8 @@ struct SignData {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Pending {
-    ledger: Ledger,
+    #[serde(with = "shared")]
+    ledger: Arc<Ledger>,
     transfers: Vec<Transfer>,
     proposer: Option<u16>,
     my_digest: [u8; 32],
@@ -344,12 +365,15 @@ struct OnChain {
 /// The persisted state of one participant's view of one channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct State {
-    config: ChannelConfig,
+    /// Never changes after opening.
+    #[serde(with = "shared")]
+    config: Arc<ChannelConfig>,
     me: u16,
     channel_id: ChannelId,
     phase: Phase,
     /// Latest fully signed version (before version 0 completes: the genesis ledger).
-    ledger: Ledger,
+    #[serde(with = "shared")]
+    ledger: Arc<Ledger>,
     /// The state root of `ledger` (co-signed once `complete`).
     root: [u8; 32],
     complete: bool,
@@ -366,7 +390,9 @@ struct State {
     pending: Option<Pending>,
     /// Who has revoked `ledger.version − 1` (all true when nothing is outstanding).
     revoked_prev: Vec<bool>,
-    secrets: Vec<SecretStore>,
+    /// Changes only when a secret is revealed (copied then).
+    #[serde(with = "shared")]
+    secrets: Arc<Vec<SecretStore>>,
     funding_height: Option<u32>,
     /// The funding must confirm at a height ≤ this, or the channel is abandoned.
     funding_deadline: u32,
@@ -437,7 +463,7 @@ impl<'a> StateTail<'a> {
             me,
             channel_id,
             phase,
-            ledger,
+            ledger: ledger.as_ref(),
             root,
             complete,
             prev_points,
@@ -447,7 +473,7 @@ impl<'a> StateTail<'a> {
             state_sigs,
             pending,
             revoked_prev,
-            secrets,
+            secrets: secrets.as_slice(),
             funding_height,
             funding_deadline,
             height,
@@ -604,7 +630,7 @@ impl<S: Signer> Channel<S> {
                 .ok_or(ChannelError::Config {
                     reason: "funder cannot pay the fee reserve",
                 })?;
-        let ledger = Ledger::genesis(&genesis)?;
+        let ledger = Arc::new(Ledger::genesis(&genesis)?);
         let state_keys = Self::parse_state_keys(&config.params)?;
         let channel_id = channel_id_of(&fo);
         let tree = StateTree::new(&channel_id, &Self::state_key_bytes(&config.params), &ledger)?;
@@ -613,7 +639,7 @@ impl<S: Signer> Channel<S> {
             me,
             channel_id,
             phase: Phase::Opening,
-            ledger: ledger.clone(),
+            ledger: Arc::clone(&ledger),
             root,
             complete: false,
             prev_points: config.initial_points.clone(),
@@ -623,7 +649,7 @@ impl<S: Signer> Channel<S> {
             state_sigs: vec![Sig([0; 64]); n],
             pending: None,
             revoked_prev: vec![true; n],
-            secrets: vec![SecretStore::new(); n],
+            secrets: Arc::new(vec![SecretStore::new(); n]),
             funding_height: None,
             funding_deadline,
             height,
@@ -631,7 +657,7 @@ impl<S: Signer> Channel<S> {
             onchain: None,
             last_sent: Vec::new(),
             next_record_id: 0,
-            config,
+            config: Arc::new(config),
         };
         let funding_script = FundingScript::new(&state.config.params.participants)?;
         let payouts = tx::payout_scripts(&state.config.params.participants)?;
@@ -912,7 +938,7 @@ impl<S: Signer> Channel<S> {
     fn start_pending(
         &self,
         next: &mut State,
-        ledger: Ledger,
+        ledger: Arc<Ledger>,
         root: [u8; 32],
         transfers: Vec<Transfer>,
         proposer: Option<u16>,
@@ -1073,7 +1099,14 @@ impl<S: Signer> Channel<S> {
         let mut next = self.state.clone();
         let mut out = Vec::new();
         let me = next.me;
-        self.start_pending(&mut next, ledger, root, transfers, Some(me), &mut out)?;
+        self.start_pending(
+            &mut next,
+            Arc::new(ledger),
+            root,
+            transfers,
+            Some(me),
+            &mut out,
+        )?;
         Ok(self.commit(next, out))
     }
 
@@ -1205,7 +1238,14 @@ impl<S: Signer> Channel<S> {
             out.push(Action::Event(Event::ProposalAbandoned { version }));
         }
         next.pending = None;
-        self.start_pending(&mut next, ledger, root, transfers, Some(from), &mut out)?;
+        self.start_pending(
+            &mut next,
+            Arc::new(ledger),
+            root,
+            transfers,
+            Some(from),
+            &mut out,
+        )?;
         Ok(self.commit(next, out))
     }
 
@@ -1313,7 +1353,7 @@ impl<S: Signer> Channel<S> {
             return Err(ChannelError::BadSecret { from, version });
         }
         let mut next = self.state.clone();
-        next.secrets[f]
+        Arc::make_mut(&mut next.secrets)[f]
             .insert(index, secret)
             .map_err(|_| ChannelError::BadSecret { from, version })?;
         next.revoked_prev[f] = true;
