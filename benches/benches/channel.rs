@@ -158,6 +158,7 @@ fn bench_updates(c: &mut Criterion) {
         });
     }
     ec_floor(&mut g);
+    ec_floor_varied(&mut g);
     g.finish();
 }
 
@@ -441,6 +442,105 @@ fn k256_primitives(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement:
         timed_ops(b, || {
             K256Backend::schnorr_verify(&xpk, black_box(&digest), &schnorr).unwrap();
         })
+    });
+}
+
+/// Inputs of one participant's update for [`ec_floor_varied`]: different keys, points, tweaks,
+/// digests and signatures per update, as a channel has.
+struct FloorInputs {
+    secrets: [SecretKey; 6],
+    points: [PublicKey; 2],
+    tweaks: [bitcoin::secp256k1::Scalar; 2],
+    digest: [u8; 32],
+    ecdsa_sig: bitcoin::secp256k1::ecdsa::Signature,
+    ecdsa_pk: PublicKey,
+    state: channel_fsm::sig::SchnorrKeypair,
+    state_pk: bitcoin::secp256k1::XOnlyPublicKey,
+    state_sig: [u8; 64],
+}
+
+impl FloorInputs {
+    fn new(seed: u64) -> Self {
+        use bitcoin::hashes::sha256;
+        use bitcoin::secp256k1::Scalar;
+        use channel_fsm::sig::{SchnorrKeypair, ecdsa_sign_secret};
+        let bytes = |k: u64| sha256::Hash::hash(&(seed * 64 + k).to_le_bytes()).to_byte_array();
+        let key = |k: u64| SecretKey::from_slice(&bytes(k)).unwrap();
+        let point = |k: u64| PublicKey::from_secret_key(secp(), &key(k));
+        let digest = bytes(20);
+        let state_key = key(21);
+        let state = SchnorrKeypair::new(&state_key);
+        Self {
+            secrets: [key(0), key(1), key(2), key(3), key(4), key(5)],
+            points: [point(6), point(7)],
+            tweaks: [
+                Scalar::from_be_bytes(bytes(8)).unwrap(),
+                Scalar::from_be_bytes(bytes(9)).unwrap(),
+            ],
+            digest,
+            ecdsa_sig: bitcoin::secp256k1::ecdsa::Signature::from_compact(&ecdsa_sign_secret(
+                &key(10),
+                &digest,
+            ))
+            .unwrap(),
+            ecdsa_pk: point(10),
+            state,
+            state_pk: point(21).x_only_public_key().0,
+            state_sig: state.sign(&digest, Some(&[0u8; 32])),
+        }
+    }
+}
+
+/// [`ec_floor`] with different inputs in every update (256 sets in turn), as the channel has:
+/// the same calls, but the variable-time multiplications of the verifications look up other
+/// entries of libsecp256k1's ~1 MB generator tables each time, which a floor repeating one input
+/// keeps in cache. The gap between the two floors is the part of the update's gap to the floor
+/// that is cache misses inside libsecp256k1.
+fn ec_floor_varied(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use bitcoin::secp256k1::Message;
+    use channel_fsm::sig::{ecdsa_sign_secret, generator_mul};
+    let inputs: Vec<FloorInputs> = (0..256).map(FloorInputs::new).collect();
+    let mut k = 0usize;
+    g.throughput(Throughput::Elements(2));
+    g.bench_function(BenchmarkId::new("ec_floor_varied", "2p"), |b| {
+        b.iter_custom(|iters| {
+            let start = Stopwatch::start();
+            for _ in 0..iters {
+                for _participant in 0..2 {
+                    let x = &inputs[k % inputs.len()];
+                    k += 1;
+                    for s in &x.secrets {
+                        black_box(generator_mul(black_box(s)));
+                    }
+                    for (p, t) in x.points.iter().zip(&x.tweaks) {
+                        black_box(p.mul_tweak(secp(), black_box(t)).unwrap());
+                    }
+                    for _ in 0..3 {
+                        black_box(black_box(x.points[0]).combine(&x.points[1]).unwrap());
+                    }
+                    black_box(ecdsa_sign_secret(&x.secrets[0], black_box(&x.digest)));
+                    black_box(x.state.sign(black_box(&x.digest), Some(&[0u8; 32])));
+                    secp()
+                        .verify_ecdsa(
+                            &Message::from_digest(black_box(x.digest)),
+                            &x.ecdsa_sig,
+                            &x.ecdsa_pk,
+                        )
+                        .unwrap();
+                    Secp256k1Backend::schnorr_verify(
+                        &x.state_pk,
+                        black_box(&x.digest),
+                        &x.state_sig,
+                    )
+                    .unwrap();
+                }
+                let x = &inputs[k % inputs.len()];
+                black_box(x.state.sign(black_box(&x.digest), Some(&[0u8; 32])));
+                Secp256k1Backend::schnorr_verify(&x.state_pk, black_box(&x.digest), &x.state_sig)
+                    .unwrap();
+            }
+            start.elapsed()
+        });
     });
 }
 
