@@ -217,6 +217,11 @@ fn main() {
         chans[0].ledger().outputs.len(),
         chans[0].record().len()
     );
+    if primitives {
+        time("Channel::record after the rounds", || {
+            black_box(chans[0].record());
+        });
+    }
     let mean = total as f64 / 1_000.0 / rounds as f64;
     for (what, us) in [("mean", mean), ("best batch", best)] {
         println!(
