@@ -228,6 +228,7 @@ impl<'b> Diff<'b> {
     }
 
     /// The coin an `After` stands for, if any (`before`: the slot's coin before the block).
+    #[inline]
     fn coin_of<'a>(&'a self, after: &'a After, before: Option<&'a Coin>) -> Option<CoinParts<'a>> {
         match after {
             After::Same => before.map(Coin::parts),
