@@ -51,7 +51,12 @@ pub enum DecodeError {
 /// assert_eq!(utxo_core::compress::read_varint(&mut &out[..]), Ok(16_512));
 /// ```
 pub fn write_varint(n: u64, out: &mut Vec<u8>) {
-    write_varint_wide(u128::from(n), out);
+    if n < 0x80 {
+        #[allow(clippy::cast_possible_truncation)] // Below 0x80.
+        out.push(n as u8);
+    } else {
+        write_varint_wide(u128::from(n), out);
+    }
 }
 
 /// [`write_varint`] on 128 bits (Core's `VARINT` is defined for any width; the set's records use

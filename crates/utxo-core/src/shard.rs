@@ -389,12 +389,37 @@ impl Shard {
         Self::locate_in(b, &head(b), key)
     }
 
-    /// The output `key` of the record `b` whose head is `h`.
+    /// The output `key` of the record `b` whose head is `h`: the live mask says whether it is
+    /// there and how many outputs precede it, which are stepped over without being described.
     fn locate_in(b: &[u8], h: &Head, key: &Key) -> Option<Out> {
         let low = key.low();
-        outputs(b, h)
-            .take_while(|o| o.low <= low)
-            .find(|o| o.low == low)
+        let bit = 1u64 << low;
+        if h.live & bit == 0 {
+            return None;
+        }
+        let mut pos = h.outputs;
+        for _ in 0..(h.live & (bit - 1)).count_ones() {
+            if h.per_output_codes {
+                varint(b, &mut pos);
+            }
+            skip_amount(b, &mut pos);
+            pos = script_end(b, pos);
+        }
+        let start = pos;
+        let code = if h.per_output_codes {
+            varint32(b, &mut pos)
+        } else {
+            h.code
+        };
+        let value = pos;
+        skip_amount(b, &mut pos);
+        Some(Out {
+            low,
+            code,
+            start,
+            value,
+            end: script_end(b, pos),
+        })
     }
 
     /// The coin at `key`.
@@ -799,6 +824,35 @@ mod tests {
         let (_, handle) = shard.find(hash, &k).expect("the record exists");
         let b = shard.arena.get(handle);
         b[..live_len(b)].to_vec()
+    }
+
+    /// Locating an output by the live mask finds what walking every output finds, for every
+    /// position of the group (present or not), with shared and per-output codes.
+    #[test]
+    fn locating_by_mask_equals_walking_the_outputs() {
+        for heights in [[7, 7, 7, 7], [7, 8, 7, 9]] {
+            let mut shard = Shard::new(2);
+            for (&v, &h) in [0u32, 3, 17, 63].iter().zip(&heights) {
+                put(
+                    &mut shard,
+                    key(1, v),
+                    &coin(u64::from(v) + 5, h, 20 + v as usize),
+                );
+            }
+            let k = key(1, 0);
+            let b = record_bytes(&shard, k);
+            let h = head(&b);
+            for vout in 0..GROUP_OUTPUTS {
+                let k = key(1, vout);
+                let walked = outputs(&b, &h).find(|o| o.low == k.low());
+                let located = Shard::locate_in(&b, &h, &k);
+                assert_eq!(
+                    located.map(|o| (o.low, o.code, o.start, o.value, o.end)),
+                    walked.map(|o| (o.low, o.code, o.start, o.value, o.end)),
+                    "vout {vout}"
+                );
+            }
+        }
     }
 
     /// A new record written in one go (the fast path) has the bytes of one grown coin by coin
