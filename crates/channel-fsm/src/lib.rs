@@ -41,19 +41,31 @@
 //!
 //! # Measured
 //! `L2BTC_BENCH_CLOCK=cpu cargo bench -p benches --bench channel` on the shared 2-core machine with
-//! a load average of 2–4 from other jobs (thread CPU time; the same conditions gave libsecp256k1
-//! BIP340 verification 21–24k/s, against 30k/s measured on the idle machine):
-//! - co-signed 2-party update, one participant's work: ~1.9k/s (was ~1.5k/s in the same runs
-//!   before generator multiplications and signing moved to libsecp256k1 v0.6), below the 5,000/s
-//!   bar. Per participant and version: a transfer signed or verified (half each), a state
-//!   signature signed and one verified (BIP340), the other's commitment signed and the signature
-//!   on its own verified (ECDSA), both commitments' Appendix E keys (two delayed keys, two
-//!   revocation keys: four generator and two variable-base multiplications), its next
-//!   per-commitment point and the check of the other's revealed secret (two generator
-//!   multiplications). None is redundant; each generator multiplication costs ~0.5 and each
-//!   variable-base one ~0.85 BIP340 verifications here, so an update is ~11–12 verification
-//!   equivalents, ~80% of the time in libsecp256k1: ~2.5k/s is the ceiling at 30k verifications/s;
-//! - 8-party update: ~145/s per participant (n² revocation keys per version dominate);
+//! other jobs running (thread CPU time). The update figures are from one run of
+//! `-- 'channel_update|channel_primitives'` (2026-12-02, load ~5, libsecp256k1 ECDSA verification
+//! 42.8k/s); the others from earlier sessions at a load of 2–4, where BIP340 verification ran at
+//! 21–24k/s against 30k/s on the idle machine:
+//! - co-signed 2-party update, one participant's work: 3.60k/s on thread CPU time (load ~5;
+//!   `channel_update/cosigned/2p`), below the 5,000/s bar. Per participant and version: a
+//!   transfer signed or verified (half each), a state signature signed and one verified
+//!   (BIP340), the other's commitment signed and the signature on its own verified (ECDSA), both
+//!   commitments' Appendix E keys (two delayed keys, two revocation keys: four generator and two
+//!   variable-base multiplications, three point additions), its next per-commitment point and
+//!   the check of the other's revealed secret (two generator multiplications). None is
+//!   redundant, and each takes the cheapest route libsecp256k1's API offers
+//!   (`channel_primitives`, same run, µs: generator multiplication 12.8 (v0.6), `t·P` 20.2 but
+//!   `(s·t)·G` 13.2 where the channel holds `s`, `P + t·G` as generator multiplication plus
+//!   addition 15.1 against `add_exp_tweak` 16.8, addition 2.0, ECDSA sign 18.5 / verify 23.4,
+//!   BIP340 sign 13.7 / verify 23.7; k256 is 2–7× slower, its one-pass `k·P + l·Q` 65). That is
+//!   ~221 µs, ~9.5 ECDSA verifications, of libsecp256k1 per update: `ec_floor/2p` runs those calls
+//!   alone at 4.44k/s, `ec_floor_varied/2p` with a channel's changing inputs (cache misses in the
+//!   verification tables) at 4.11k/s; the update reaches 0.81× / 0.87× of them. The rest is
+//!   mostly the three records per update (encoding and blake3, growing with the ledger) and the
+//!   state tree. 5,000/s (200 µs) needs ECDSA verification at ≤ ~17 µs (~60k/s per core) as the
+//!   code stands, ≤ 21 µs with nothing but the libsecp256k1 calls: a faster core than this one
+//!   (42.8k verifications/s), or a protocol with fewer curve operations;
+//! - 8-party update: 275/s per participant in the same run (n² revocation keys per version
+//!   dominate);
 //! - the 8 or 16 state signatures of a version on a [`ledger::StateVerifier`] of 2 threads (wall
 //!   time, pool and single-thread calls interleaved in rounds of 100 states, taken only while the
 //!   machine was ≥ 93% idle): median 1.82–1.94× (8 signatures) and 1.92–2.00× (16) the
