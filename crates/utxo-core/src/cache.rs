@@ -378,9 +378,14 @@ impl<S: CoinStore> CoinCache<S> {
         let changes = if height == 0 {
             ChangeSet::default()
         } else {
-            connect::disconnect(block, height, undo, connect::DiffBuffers::default(), |op| {
-                self.get(op)
-            })
+            connect::disconnect(
+                block,
+                None,
+                height,
+                undo,
+                connect::DiffBuffers::default(),
+                |op| self.get(op),
+            )
             .map_err(|f| match f {
                 Failure::Rule(e) => CacheError::Disconnect(e),
                 Failure::Lookup(e) => e,

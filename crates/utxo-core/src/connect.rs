@@ -643,9 +643,11 @@ pub(crate) fn connect<'b, E>(
 }
 
 /// Checks that `undo` disconnects `block` (at `height`) from a set whose tip it is, and returns the
-/// diff that does it.
+/// diff that does it. `txids` are the block's transaction ids when the caller has them (else each
+/// transaction is hashed here).
 pub(crate) fn disconnect<E>(
     block: &Block,
+    txids: Option<&[Txid]>,
     height: u32,
     undo: &BlockUndo,
     buffers: DiffBuffers,
@@ -660,7 +662,10 @@ pub(crate) fn disconnect<E>(
     let mut buf = Vec::with_capacity(1024);
     for (index, tx) in block.txdata.iter().enumerate().rev() {
         let is_coinbase = index == 0;
-        let txid = txid(tx, &mut buf);
+        let txid = match txids.and_then(|ids| ids.get(index)) {
+            Some(&id) => id,
+            None => txid(tx, &mut buf),
+        };
         for (vout, txout) in tx.output.iter().enumerate().rev() {
             if is_unspendable(&txout.script_pubkey) {
                 continue;

@@ -572,6 +572,41 @@ impl UtxoSet {
         height: u32,
         undo: &BlockUndo,
     ) -> Result<ChangeSet, DisconnectError> {
+        self.disconnect_inner(block, None, height, undo)
+    }
+
+    /// Like [`UtxoSet::disconnect_block`] for a [`PreparedBlock`]: its transaction ids are not
+    /// computed again.
+    ///
+    /// ```
+    /// use utxo_core::{PreparedBlock, UtxoSet};
+    ///
+    /// let set = UtxoSet::new();
+    /// let genesis = PreparedBlock::new(bitcoin::constants::genesis_block(bitcoin::Network::Regtest));
+    /// let undo = set.apply_prepared(&genesis, 0).unwrap();
+    /// set.disconnect_prepared(&genesis, 0, &undo).unwrap();
+    /// assert_eq!(set.best_block(), None);
+    /// ```
+    ///
+    /// # Errors
+    /// See [`UtxoSet::disconnect_block`].
+    pub fn disconnect_prepared(
+        &self,
+        prepared: &PreparedBlock,
+        height: u32,
+        undo: &BlockUndo,
+    ) -> Result<ChangeSet, DisconnectError> {
+        self.disconnect_inner(prepared.block(), Some(prepared.txids()), height, undo)
+    }
+
+    /// Disconnects the tip `block`, with its txids when the caller has them.
+    fn disconnect_inner(
+        &self,
+        block: &Block,
+        txids: Option<&[Txid]>,
+        height: u32,
+        undo: &BlockUndo,
+    ) -> Result<ChangeSet, DisconnectError> {
         let mut buffers = lock(&self.writer);
         let hash = block.block_hash();
         if let Some((best, best_height)) = self.best_block()
@@ -585,14 +620,18 @@ impl UtxoSet {
         let changes = if height == 0 {
             ChangeSet::default()
         } else {
-            let mut diff =
-                connect::disconnect(block, height, undo, std::mem::take(&mut *buffers), |op| {
-                    Ok::<_, Infallible>(self.get(op))
-                })
-                .map_err(|f| match f {
-                    Failure::Rule(e) => e,
-                    Failure::Lookup(never) => match never {},
-                })?;
+            let mut diff = connect::disconnect(
+                block,
+                txids,
+                height,
+                undo,
+                std::mem::take(&mut *buffers),
+                |op| Ok::<_, Infallible>(self.get(op)),
+            )
+            .map_err(|f| match f {
+                Failure::Rule(e) => e,
+                Failure::Lookup(never) => match never {},
+            })?;
             let changes = diff.take_changes().into_changes();
             *buffers = diff.into_buffers();
             changes

@@ -459,10 +459,22 @@ fn prepared_blocks_apply_like_plain_blocks() {
         Ok(connected.clone())
     );
     assert_eq!(snapshot(&prepared_set), snapshot(&plain));
-    prepared_set
-        .disconnect_block(prepared.block(), h, &connected.undo)
-        .unwrap();
+    // Disconnecting with the prepared txids gives the plain disconnect's changes.
+    let plain_changes = plain.disconnect_block(&good, h, &connected.undo).unwrap();
+    assert_eq!(
+        prepared_set.disconnect_prepared(&prepared, h, &connected.undo),
+        Ok(plain_changes)
+    );
     assert_eq!(snapshot(&prepared_set), before);
+    assert_eq!(snapshot(&plain), before);
+    plain.apply_block(&good, h).unwrap();
+    assert_eq!(
+        prepared_set.disconnect_prepared(&prepared, h, &connected.undo),
+        Err(utxo_core::DisconnectError::NotTip {
+            block: good.block_hash(),
+            tip: prepared_set.best_block().unwrap().0,
+        })
+    );
     assert_eq!(
         prepared_set.apply_prepared(&prepared, h),
         Ok(connected.undo)
