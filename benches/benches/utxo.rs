@@ -10,8 +10,9 @@
 //! other half.
 //!
 //! `set_txids_precomputed/1thread` is `set/1thread` with each block's txids computed before the
-//! timer starts (`UtxoSet::apply_block_with_txids`), as a parser computing them while decoding
-//! would hand them over; the txid cost itself is `utxo_apply/txid_only/1thread`.
+//! timer starts (`UtxoSet::apply_block_with_txids`; for `utxo_disconnect`,
+//! `UtxoSet::disconnect_prepared`), as a parser computing them while decoding would hand them
+//! over; the txid cost itself is `utxo_apply/txid_only/1thread`.
 //!
 //! Threads: `set/2threads` is utxo-core's own parallel apply (`SetOptions::threads = 2`: txids,
 //! prefetch of spent coins and the shard commit on scoped threads). `set_muhash_pipeline/2threads` is
@@ -42,7 +43,7 @@ use rand::seq::SliceRandom;
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use utxo_core::muhash::MuHash3072;
-use utxo_core::{BlockUndo, ChangeSet, SetOptions, UtxoSet, UtxoStats};
+use utxo_core::{BlockUndo, ChangeSet, PreparedBlock, SetOptions, UtxoSet, UtxoStats};
 
 /// Blocks applied per iteration.
 const SEGMENT_BLOCKS: usize = 4;
@@ -77,6 +78,8 @@ struct Workload {
     blocks: Vec<Block>,
     /// Each block's txids, computed once beforehand (for `set_txids_precomputed`).
     txids: Vec<Vec<Txid>>,
+    /// The blocks with their txids (for `utxo_disconnect/set_txids_precomputed`).
+    prepared: Vec<PreparedBlock>,
     counts: ChainCounts,
 }
 
@@ -100,11 +103,13 @@ impl Workload {
             counts.created
         );
         let txids = blocks.iter().map(utxo_core::block_txids).collect();
+        let prepared = blocks.iter().cloned().map(PreparedBlock::new).collect();
         Workload {
             chain,
             first,
             blocks,
             txids,
+            prepared,
             counts,
         }
     }
@@ -160,6 +165,14 @@ impl Workload {
     fn disconnect(&self, set: &UtxoSet, undos: &[BlockUndo]) {
         for ((h, b), undo) in self.heights().zip(undos).rev() {
             set.disconnect_block(b, h, undo)
+                .expect("synthetic block disconnects");
+        }
+    }
+
+    /// Disconnects with the txids computed beforehand (`UtxoSet::disconnect_prepared`).
+    fn disconnect_prepared(&self, set: &UtxoSet, undos: &[BlockUndo]) {
+        for ((h, _), (p, undo)) in self.heights().zip(self.prepared.iter().zip(undos)).rev() {
+            set.disconnect_prepared(p, h, undo)
                 .expect("synthetic block disconnects");
         }
     }
@@ -356,6 +369,18 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
                     let undos = w.apply(&set);
                     let start = Stopwatch::start();
                     w.disconnect(&set, &undos);
+                    total += start.elapsed();
+                }
+                total
+            });
+        });
+        group.bench_function(BenchmarkId::new("set_txids_precomputed", "1thread"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let undos = w.apply_with_txids(&set);
+                    let start = Stopwatch::start();
+                    w.disconnect_prepared(&set, &undos);
                     total += start.elapsed();
                 }
                 total
