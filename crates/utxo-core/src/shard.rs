@@ -952,3 +952,268 @@ mod tests {
         assert_eq!(get(&shard, key(2, 1)), Some(coin(1, 5, 3)));
     }
 }
+/// A shard against a `HashMap` model over records of many outputs, spent in every
+/// order, with every script compression class, amounts and codes at VARINT boundaries, and the
+/// arena's dead-byte accounting checked against the records after every step.
+#[cfg(all(test, not(loom)))]
+#[allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+mod model_tests {
+    use super::*;
+    use crate::compress::decompress_amount;
+    use bitcoin::ScriptBuf;
+    use std::collections::HashMap;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    const G: &str = "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798\
+                     483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
+
+    /// A script of every compression class, raw sizes at the size VARINT's boundaries.
+    fn script(rng: &mut Rng) -> ScriptBuf {
+        let fill = (rng.next() & 0xff) as u8;
+        let g: Vec<u8> = (0..65)
+            .map(|i| u8::from_str_radix(&G[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let b = match rng.below(400) {
+            0 => [&[0x76, 0xa9, 0x14][..], &[fill; 20], &[0x88, 0xac]].concat(),
+            1 => [&[0xa9, 0x14][..], &[fill; 20], &[0x87]].concat(),
+            2 => [&[0x21, 0x02][..], &[fill; 32], &[0xac]].concat(),
+            3 => [&[0x21, 0x03][..], &[fill; 32], &[0xac]].concat(),
+            4 => [&[0x41][..], &g, &[0xac]].concat(),
+            // Uncompressed key off the curve: raw.
+            5 => [&[0x41, 0x04][..], &[fill; 64], &[0xac]].concat(),
+            6 => Vec::new(),
+            7 => vec![fill],
+            // Size VARINT 127 / 128 (len + 6).
+            8 => vec![fill; 121],
+            9 => vec![fill; 122],
+            10 => [&[0x00, 0x14][..], &[fill; 20]].concat(),
+            11 => vec![fill; SCRIPT_MAX_TEST],
+            12 => vec![fill; 4_000 + rng.below(200)],
+            13 => vec![fill; rng.below(300)],
+            n if n % 3 == 0 => vec![fill; rng.below(40)],
+            n if n % 3 == 1 => [&[0x76, 0xa9, 0x14][..], &[fill; 20], &[0x88, 0xac]].concat(),
+            _ => [&[0x00, 0x14][..], &[fill; 20]].concat(),
+        };
+        ScriptBuf::from_bytes(b)
+    }
+
+    const SCRIPT_MAX_TEST: usize = crate::coin::SCRIPT_SIZE_MAX;
+
+    fn amount(rng: &mut Rng) -> u64 {
+        let max = Amount::MAX_MONEY.to_sat();
+        match rng.below(10) {
+            0 => 0,
+            1 => max,
+            2 => max - 1,
+            3 => decompress_amount(127),
+            4 => decompress_amount(128),
+            5 => decompress_amount(16_383),
+            6 => decompress_amount(16_384),
+            7 => max + 1 + rng.next() % 1000,
+            8 => u64::MAX,
+            _ => rng.next() % (max + 1),
+        }
+    }
+
+    fn code(rng: &mut Rng, shared: u32) -> u32 {
+        match rng.below(8) {
+            0 => 127,
+            1 => 128,
+            2 => 16_383,
+            3 => 16_384,
+            4 => u32::MAX,
+            5 => rng.next() as u32,
+            _ => shared,
+        }
+    }
+
+    fn coin(rng: &mut Rng, shared: u32) -> Coin {
+        let code = code(rng, shared);
+        Coin {
+            amount: Amount::from_sat(amount(rng)),
+            height: code >> 1,
+            is_coinbase: code & 1 == 1,
+            script_pubkey: script(rng),
+        }
+    }
+
+    /// What a coin reads back as (scripts past SCRIPT_SIZE_MAX: OP_RETURN, as in Core).
+    fn stored(c: &Coin) -> Coin {
+        let mut c = c.clone();
+        if c.script_pubkey.len() > crate::coin::SCRIPT_SIZE_MAX {
+            c.script_pubkey = ScriptBuf::from_bytes(vec![0x6a]);
+        }
+        c
+    }
+
+    /// The arena's live bytes as the records say: headers and encodings of chunk records, whole
+    /// side records.
+    fn live_bytes_of_records(shard: &Shard) -> usize {
+        shard
+            .table
+            .iter()
+            .map(|handle| {
+                let b = shard.arena.get(handle);
+                if handle & (1 << 31) != 0 {
+                    b.len()
+                } else {
+                    usize::from(b.len() >= 0x80) + 1 + live_len(b)
+                }
+            })
+            .sum()
+    }
+
+    fn check_all(shard: &Shard, model: &HashMap<Key2, Coin>, step: usize) {
+        assert_eq!(shard.len(), model.len(), "step {step}: len");
+        let mut seen = 0;
+        shard.for_each(|k, c| {
+            seen += 1;
+            assert_eq!(model.get(&(k.txid, k.vout)), Some(&c), "step {step}: {k:?}");
+        });
+        assert_eq!(seen, model.len(), "step {step}: for_each count");
+        assert_eq!(
+            shard.memory().1,
+            live_bytes_of_records(shard),
+            "step {step}: dead-byte accounting"
+        );
+    }
+
+    type Key2 = ([u8; 32], u32);
+
+    fn hash(shard: &Shard, k: &Key) -> u64 {
+        key_hash(shard.seed, &k.txid, k.group())
+    }
+
+    fn run(seed: u64, txids: usize, steps: usize, vout_range: u32) {
+        let mut rng = Rng(seed);
+        let mut shard = Shard::new(seed);
+        let mut model: HashMap<Key2, Coin> = HashMap::new();
+        let ids: Vec<[u8; 32]> = (0..txids)
+            .map(|i| {
+                let mut t = [0u8; 32];
+                for c in t.chunks_mut(8) {
+                    c.copy_from_slice(&rng.next().to_le_bytes());
+                }
+                // Some txids share their first 8 bytes (the hashed ones).
+                if i % 5 == 1 {
+                    t[..8].copy_from_slice(&[0x11; 8]);
+                }
+                t
+            })
+            .collect();
+        for step in 0..steps {
+            let txid = ids[rng.below(ids.len())];
+            match rng.below(10) {
+                // A batch of coins for one group: a whole transaction's outputs or a few.
+                0..=3 => {
+                    let group = rng.below(vout_range.div_ceil(64) as usize) as u32;
+                    let shared = rng.next() as u32;
+                    let most = if rng.below(3) == 0 { 64 } else { 8 };
+                    let n = 1 + rng.below(most);
+                    // Half the batches have one code (a transaction's outputs).
+                    let uniform = rng.below(2) == 0;
+                    let mut coins: Vec<(u32, Coin)> = (0..n)
+                        .map(|_| {
+                            let vout = group * 64 + rng.below(64) as u32;
+                            let mut c = coin(&mut rng, shared);
+                            if uniform {
+                                c.height = shared >> 1;
+                                c.is_coinbase = shared & 1 == 1;
+                            }
+                            (vout, c)
+                        })
+                        .collect();
+                    if rng.below(4) != 0 {
+                        coins.sort_by_key(|(v, _)| *v);
+                        if rng.below(2) == 0 {
+                            coins.dedup_by_key(|(v, _)| *v);
+                        }
+                    }
+                    let key = Key {
+                        txid,
+                        vout: coins[0].0,
+                    };
+                    let parts: Vec<(u32, CoinParts<'_>)> =
+                        coins.iter().map(|(v, c)| (*v, c.parts())).collect();
+                    let want_old = rng.below(2) == 0;
+                    let old = shard.put(hash(&shard, &key), &key, &parts, want_old);
+                    let expected_old = model.get(&(txid, coins[0].0)).cloned();
+                    if want_old {
+                        assert_eq!(old, expected_old, "step {step}: put old");
+                    }
+                    for (v, c) in &coins {
+                        model.insert((txid, *v), stored(c));
+                    }
+                }
+                // Spend one of the txid's coins: first, last, middle or random.
+                4..=8 => {
+                    let mut vouts: Vec<u32> = model
+                        .keys()
+                        .filter(|(t, _)| *t == txid)
+                        .map(|(_, v)| *v)
+                        .collect();
+                    if vouts.is_empty() {
+                        continue;
+                    }
+                    vouts.sort_unstable();
+                    let vout = match rng.below(4) {
+                        0 => vouts[0],
+                        1 => *vouts.last().unwrap(),
+                        2 => vouts[vouts.len() / 2],
+                        _ => vouts[rng.below(vouts.len())],
+                    };
+                    let key = Key { txid, vout };
+                    let want_old = rng.below(2) == 0;
+                    let got = shard.remove(hash(&shard, &key), &key, want_old);
+                    let expected = model.remove(&(txid, vout));
+                    assert!(got.is_some(), "step {step}: remove found nothing");
+                    if want_old {
+                        assert_eq!(got.unwrap(), expected, "step {step}: removed coin");
+                    }
+                }
+                // A lookup (often of a missing coin; then its remove finds nothing).
+                _ => {
+                    let key = Key {
+                        txid,
+                        vout: rng.below(vout_range as usize) as u32,
+                    };
+                    let expected = model.get(&(txid, key.vout)).cloned();
+                    assert_eq!(shard.get(hash(&shard, &key), &key), expected, "step {step}");
+                    if expected.is_none() {
+                        assert_eq!(shard.remove(hash(&shard, &key), &key, true), None);
+                    }
+                }
+            }
+            shard.maintain();
+            if step % 16 == 0 || step + 1 == steps {
+                check_all(&shard, &model, step);
+            }
+        }
+    }
+
+    #[test]
+    fn many_output_records_agree_with_a_model_under_random_spend_orders() {
+        for seed in 1..=40u64 {
+            run(seed * 0x9e37_79b9, 4, 1_500, 130);
+        }
+    }
+
+    #[test]
+    fn many_records_churn_through_chunk_evacuation() {
+        for seed in 1..=2u64 {
+            run(seed * 0x1234_5677, 400, 8_000, 200);
+        }
+    }
+}
