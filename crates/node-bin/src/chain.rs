@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use bitcoin::pow::Work;
-use bitcoin::{Block, BlockHash, Network};
+use bitcoin::{BlockHash, Network};
 use utxo_core::PreparedBlock;
 
 use crate::blocks::Origin;
@@ -33,7 +33,7 @@ pub trait Backend {
         &mut self,
         hash: BlockHash,
         height: u32,
-        block: Option<&Block>,
+        block: Option<&PreparedBlock>,
     ) -> anyhow::Result<()>;
     /// A block header entered the index (before any block on it is connected).
     ///
@@ -321,7 +321,7 @@ impl<B: Backend> Chain<B> {
             let h = self.active[height as usize];
             let block = self.blocks.get(&h).cloned();
             self.backend
-                .disconnect(h, height, block.as_deref().map(PreparedBlock::block))
+                .disconnect(h, height, block.as_deref())
                 .with_context(|| format!("disconnecting block {h} at height {height}"))?;
             self.active.pop();
         }
@@ -364,6 +364,7 @@ impl<B: Backend> Chain<B> {
 mod tests {
     use super::*;
     use crate::blocks::file::Pos;
+    use bitcoin::Block;
     use std::path::PathBuf;
 
     /// Records the operations, rejects blocks listed as bad.
@@ -381,7 +382,7 @@ mod tests {
             &mut self,
             hash: BlockHash,
             height: u32,
-            _: Option<&Block>,
+            _: Option<&PreparedBlock>,
         ) -> anyhow::Result<()> {
             self.ops.push(('-', height, hash));
             Ok(())
@@ -537,7 +538,7 @@ mod tests {
             &mut self,
             hash: BlockHash,
             height: u32,
-            _: Option<&Block>,
+            _: Option<&PreparedBlock>,
         ) -> anyhow::Result<()> {
             assert_eq!(self.chain.pop(), Some(hash));
             assert_eq!(self.chain.len(), height as usize);

@@ -18,7 +18,7 @@ use anyhow::{Context, anyhow, ensure};
 use bitcoin::block::Header;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::{Hash, HashEngine, sha256, sha256d};
-use bitcoin::{Amount, Block, BlockHash, Network, OutPoint};
+use bitcoin::{Amount, BlockHash, Network, OutPoint};
 use merkle_proofs::Commitment;
 use utxo_core::muhash::MuHash3072;
 use utxo_core::{
@@ -348,7 +348,7 @@ impl Backend for StoreBackend {
         &mut self,
         hash: BlockHash,
         height: u32,
-        _block: Option<&Block>,
+        _block: Option<&PreparedBlock>,
     ) -> anyhow::Result<()> {
         if self.headers_only {
             return Ok(());

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, anyhow};
-use bitcoin::{Block, BlockHash, Network};
+use bitcoin::{BlockHash, Network};
 use utxo_core::{BlockUndo, ChainParams, PreparedBlock, SetOptions, UtxoSet, UtxoStats};
 
 use crate::chain::{Backend, Chain, REORG_DEPTH_MAX};
@@ -76,7 +76,7 @@ impl Backend for MemoryBackend {
         &mut self,
         hash: BlockHash,
         height: u32,
-        block: Option<&Block>,
+        block: Option<&PreparedBlock>,
     ) -> anyhow::Result<()> {
         let block =
             block.ok_or_else(|| anyhow!("block {hash} to disconnect is no longer available"))?;
@@ -84,7 +84,7 @@ impl Backend for MemoryBackend {
             .undo
             .remove(&hash)
             .ok_or_else(|| anyhow!("no undo data for block {hash}"))?;
-        let changes = self.set.disconnect_block(block, height, &undo)?;
+        let changes = self.set.disconnect_prepared(block, height, &undo)?;
         if let Some(stage) = &self.stage {
             stage.changed(changes)?;
         }
