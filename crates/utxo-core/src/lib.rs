@@ -33,6 +33,8 @@ mod set;
 mod shard;
 mod stats;
 mod sync;
+#[cfg(all(test, not(loom)))]
+mod test_rng;
 mod undo;
 
 pub use cache::{CacheError, CoinCache, CoinStore, FlushBatch, MemoryStore};

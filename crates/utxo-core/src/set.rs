@@ -829,20 +829,7 @@ mod tests {
     use proptest::prelude::*;
     use std::collections::HashMap as Model;
 
-    /// A small deterministic generator (xorshift64*).
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % n as u64).unwrap()
-        }
-    }
+    use crate::test_rng::Rng;
 
     /// A mainnet-like coin: P2WPKH, P2TR, P2PKH or P2SH.
     fn synth_coin(rng: &mut Rng) -> Coin {

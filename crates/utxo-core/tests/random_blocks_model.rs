@@ -13,26 +13,9 @@ use std::collections::HashMap;
 
 use bitcoin::absolute::LockTime;
 use bitcoin::hashes::Hash;
-use bitcoin::transaction::Version as TxVersion;
-use bitcoin::{
-    Amount, Block, BlockHash, Network, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
-    Witness,
-};
-use common::{block, coinbase};
+use bitcoin::{Amount, Block, BlockHash, Network, OutPoint, ScriptBuf, Transaction, TxOut};
+use common::{Rng, block, coinbase, spend_into};
 use utxo_core::{BlockUndo, ChainParams, Coin, SetOptions, UtxoSet, UtxoStats, is_unspendable};
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 const G: &str = "0479be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798\
                  483ada7726a3c4655da4fbfc0e1108a8fd17b448a68554199c47d08ffb10d4b8";
@@ -63,20 +46,7 @@ fn script(rng: &mut Rng) -> ScriptBuf {
 }
 
 fn tx(inputs: &[OutPoint], outputs: Vec<TxOut>, tag: u32) -> Transaction {
-    Transaction {
-        version: TxVersion::TWO,
-        lock_time: LockTime::from_consensus(tag),
-        input: inputs
-            .iter()
-            .map(|op| TxIn {
-                previous_output: *op,
-                script_sig: ScriptBuf::new(),
-                sequence: Sequence::MAX,
-                witness: Witness::new(),
-            })
-            .collect(),
-        output: outputs,
-    }
+    spend_into(inputs, outputs, LockTime::from_consensus(tag))
 }
 
 /// Outputs worth at most `value` in total: `n` of them, some zero, one possibly all of it.

@@ -63,11 +63,42 @@ pub fn p2wpkh(n: u32) -> ScriptBuf {
     ScriptBuf::from_bytes(b)
 }
 
+/// A small deterministic generator (xorshift64*).
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
 /// A transaction spending `inputs` into outputs of the given values.
 pub fn spend(inputs: &[OutPoint], values: &[u64], tag: u32) -> Transaction {
+    let outputs = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| TxOut {
+            value: Amount::from_sat(*v),
+            script_pubkey: p2wpkh(tag.wrapping_mul(1000).wrapping_add(i as u32)),
+        })
+        .collect();
+    spend_into(inputs, outputs, LockTime::ZERO)
+}
+
+/// A version-2 transaction spending `inputs` (empty scripts and witnesses) into `outputs`.
+pub fn spend_into(inputs: &[OutPoint], outputs: Vec<TxOut>, lock_time: LockTime) -> Transaction {
     Transaction {
         version: TxVersion::TWO,
-        lock_time: LockTime::ZERO,
+        lock_time,
         input: inputs
             .iter()
             .map(|op| TxIn {
@@ -77,14 +108,7 @@ pub fn spend(inputs: &[OutPoint], values: &[u64], tag: u32) -> Transaction {
                 witness: Witness::new(),
             })
             .collect(),
-        output: values
-            .iter()
-            .enumerate()
-            .map(|(i, v)| TxOut {
-                value: Amount::from_sat(*v),
-                script_pubkey: p2wpkh(tag.wrapping_mul(1000).wrapping_add(i as u32)),
-            })
-            .collect(),
+        output: outputs,
     }
 }
 
