@@ -98,6 +98,16 @@ impl Index {
         Some(self.slots.len() + j)
     }
 
+    /// Reads the home slot of `hash` and returns a byte of it, so a caller can bring the slots a
+    /// later [`Index::find`] walks into the cache ahead of time (loads of many keys overlap; a
+    /// probe that follows its own miss cannot).
+    pub(crate) fn touch(&self, hash: u64) -> u8 {
+        if self.capacity == 0 {
+            return 0;
+        }
+        self.slots[home(hash, self.capacity)][5]
+    }
+
     /// The handle in slot `i` (from [`Index::find`]).
     pub(crate) fn handle(&self, i: usize) -> u32 {
         match self.slots.get(i) {

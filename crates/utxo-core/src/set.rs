@@ -186,7 +186,7 @@ pub struct UtxoSet {
     shards: Box<[RwLock<Shard>]>,
     state: SeededState,
     /// Serialises writers; holds the diff allocations blocks reuse.
-    writer: Mutex<DiffBuffers>,
+    writer: Mutex<WriterBuffers>,
     summary: Mutex<Summary>,
     params: ChainParams,
     threads: usize,
@@ -222,7 +222,7 @@ impl UtxoSet {
                 .map(|_| RwLock::new(Shard::new(state.seed)))
                 .collect(),
             state,
-            writer: Mutex::new(DiffBuffers::default()),
+            writer: Mutex::new(WriterBuffers::default()),
             summary: Mutex::new(Summary {
                 stats: UtxoStats::new(options.track_muhash),
                 best: None,
@@ -482,7 +482,11 @@ impl UtxoSet {
         }
         if height == 0 {
             // Core never connects the genesis block's transactions.
-            self.commit(&ChangeSet::default(), Some((hash, height)));
+            self.commit(
+                &mut buffers.commit,
+                &ChangeSet::default(),
+                Some((hash, height)),
+            );
             return Ok(Connected {
                 undo: BlockUndo::default(),
                 changes: ChangeSet::default(),
@@ -513,6 +517,9 @@ impl UtxoSet {
             } else {
                 self.shards.iter().map(read).collect()
             };
+            if !held.is_empty() {
+                self.warm(&held, block, txids, &mut buffers.warm);
+            }
             let lookup = |op: &OutPoint| {
                 Ok::<_, Infallible>(if let Some(first) = held.first() {
                     let key = Key::of(op);
@@ -535,7 +542,7 @@ impl UtxoSet {
                 height,
                 &self.params,
                 !parallel,
-                std::mem::take(&mut *buffers),
+                std::mem::take(&mut buffers.diff),
                 lookup,
             )
             .map_err(|f| match f {
@@ -545,13 +552,14 @@ impl UtxoSet {
             drop(held);
             let mut drawn = diff.take_changes();
             self.commit_with(
+                &mut buffers.commit,
                 &drawn.created,
                 &drawn.spent,
                 drawn.replaced,
                 Some((hash, height)),
             );
             let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
-            *buffers = diff.into_buffers();
+            buffers.diff = diff.into_buffers();
             let changes = if keep_changes {
                 drawn.into_changes()
             } else {
@@ -625,7 +633,7 @@ impl UtxoSet {
                 txids,
                 height,
                 undo,
-                std::mem::take(&mut *buffers),
+                std::mem::take(&mut buffers.diff),
                 |op| Ok::<_, Infallible>(self.get(op)),
             )
             .map_err(|f| match f {
@@ -633,13 +641,13 @@ impl UtxoSet {
                 Failure::Lookup(never) => match never {},
             })?;
             let changes = diff.take_changes().into_changes();
-            *buffers = diff.into_buffers();
+            buffers.diff = diff.into_buffers();
             changes
         };
         let prev = height
             .checked_sub(1)
             .map(|h| (block.header.prev_blockhash, h));
-        self.commit(&changes, prev);
+        self.commit(&mut buffers.commit, &changes, prev);
         Ok(changes)
     }
 
@@ -698,61 +706,153 @@ impl UtxoSet {
         map
     }
 
+    /// Brings the index slots and records the lookups of `block` will read into the cache, in
+    /// two passes of independent loads (every spent coin's index slot, then its record, and each
+    /// new transaction's index slot for the BIP30 check), so their cache misses overlap instead
+    /// of each lookup waiting for its own two in turn.
+    fn warm(
+        &self,
+        held: &[impl std::ops::Deref<Target = Shard>],
+        block: &Block,
+        txids: &[Txid],
+        keys: &mut Vec<(u64, Key)>,
+    ) {
+        keys.clear();
+        for tx in block.txdata.iter().skip(1) {
+            for input in &tx.input {
+                let key = Key::of(&input.previous_output);
+                keys.push((self.hash_of(&key), key));
+            }
+        }
+        let spends = keys.len();
+        for &txid in txids {
+            let key = Key {
+                txid: txid.to_byte_array(),
+                vout: 0,
+            };
+            keys.push((self.hash_of(&key), key));
+        }
+        let mut sink = 0u8;
+        for (hash, key) in keys.iter() {
+            sink ^= held[self.shard_index(*hash)].touch(*hash, key, false);
+        }
+        for (hash, key) in &keys[..spends] {
+            sink ^= held[self.shard_index(*hash)].touch(*hash, key, true);
+        }
+        std::hint::black_box(sink);
+    }
+
     /// Writes a diff: inserts first, then deletes, one shard lock at a time (shards spread over
     /// threads when the set has more than one); then the statistics.
-    fn commit(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
-        self.commit_with(&changes.created, &changes.spent, true, best);
+    fn commit(
+        &self,
+        buffers: &mut CommitBuffers,
+        changes: &ChangeSet,
+        best: Option<(BlockHash, u32)>,
+    ) {
+        self.commit_with(buffers, &changes.created, &changes.spent, true, best);
+    }
+
+    /// [`UtxoSet::commit`] with buffers of its own (for tests that commit directly).
+    #[cfg(test)]
+    fn commit_fresh(&self, changes: &ChangeSet, best: Option<(BlockHash, u32)>) {
+        self.commit(&mut CommitBuffers::default(), changes, best);
     }
 
     /// [`UtxoSet::commit`]; `may_replace` false promises that no outpoint is both spent and
     /// created (true of every block but BIP30's exceptions), which saves looking for them.
-    fn commit_with(
+    ///
+    /// The changes are ordered by shard as 12-byte (hash, position) pairs in `buffers`, kept
+    /// from block to block, so a block neither copies its coins around nor faults in fresh pages.
+    fn commit_with<C: AsParts + Sync>(
         &self,
-        created: &[(OutPoint, impl AsParts)],
+        buffers: &mut CommitBuffers,
+        created: &[(OutPoint, C)],
         spent: &[(OutPoint, Coin)],
         may_replace: bool,
         best: Option<(BlockHash, u32)>,
     ) {
-        let mut inserts: Vec<Change<'_>> = Vec::with_capacity(created.len());
-        for (op, coin) in created {
-            let key = Key::of(op);
-            let hash = self.hash_of(&key);
-            inserts.push((self.shard_index(hash), hash, key, Some(coin.as_parts())));
+        let shards = self.shards.len();
+        let CommitBuffers {
+            changes,
+            sorted,
+            starts,
+        } = buffers;
+        changes.clear();
+        for (position, (op, _)) in created.iter().enumerate() {
+            changes.push(Change {
+                hash: self.hash_of(&Key::of(op)),
+                position: position_of(position),
+            });
         }
         let created_keys: std::collections::HashSet<Key, SeededState> = if may_replace {
-            let mut set = std::collections::HashSet::with_capacity_and_hasher(
-                inserts.len(),
+            let mut keys = std::collections::HashSet::with_capacity_and_hasher(
+                created.len(),
                 self.state.clone(),
             );
-            set.extend(inserts.iter().map(|(_, _, k, _)| *k));
-            set
+            keys.extend(created.iter().map(|(op, _)| Key::of(op)));
+            keys
         } else {
             std::collections::HashSet::with_hasher(self.state.clone())
         };
-        let deletes: Vec<Change<'_>> = spent
-            .iter()
-            .map(|(op, _)| Key::of(op))
+        for (position, (op, _)) in spent.iter().enumerate() {
+            let key = Key::of(op);
             // A coin replaced in place (BIP30 exception) is written by its insert.
-            .filter(|key| !may_replace || !created_keys.contains(key))
-            .map(|key| {
-                let hash = self.hash_of(&key);
-                (self.shard_index(hash), hash, key, None)
-            })
-            .collect();
-        // Stable: the outputs of one transaction stay together, in vout order.
-        let inserts = by_shard(inserts, self.shards.len());
-        let deletes = by_shard(deletes, self.shards.len());
-        let parallel = self.threads > 1 && inserts.len() + deletes.len() >= PARALLEL_MIN_TXS;
+            if may_replace && created_keys.contains(&key) {
+                continue;
+            }
+            changes.push(Change {
+                hash: self.hash_of(&key),
+                position: DELETE | position_of(position),
+            });
+        }
+        // A stable counting sort by (phase, shard): inserts before deletes, the outputs of one
+        // transaction together in vout order.
+        let bucket =
+            |c: &Change| usize::from(c.position & DELETE != 0) * shards + self.shard_index(c.hash);
+        starts.clear();
+        starts.resize(2 * shards + 1, 0);
+        for change in changes.iter() {
+            starts[bucket(change) + 1] += 1;
+        }
+        for b in 0..2 * shards {
+            starts[b + 1] += starts[b];
+        }
+        sorted.clear();
+        sorted.resize(changes.len(), Change::default());
+        // `starts[b]` walks up to `starts[b + 1]`, then is restored below.
+        for change in changes.iter() {
+            let b = bucket(change);
+            sorted[starts[b]] = *change;
+            starts[b] += 1;
+        }
+        for b in (1..2 * shards).rev() {
+            starts[b] = starts[b - 1];
+        }
+        starts[0] = 0;
+        let sorted = &sorted[..];
+        let starts = &starts[..];
+        let parallel = self.threads > 1 && sorted.len() >= PARALLEL_MIN_TXS;
         // All inserts complete before any delete starts.
-        for phase in [&inserts, &deletes] {
+        for phase in [0, 1] {
+            let write = |lane: usize, lanes: usize| {
+                self.write_shards(
+                    sorted,
+                    &starts[phase * shards..],
+                    created,
+                    spent,
+                    lane,
+                    lanes,
+                );
+            };
             if parallel {
                 std::thread::scope(|scope| {
                     for lane in 0..self.threads {
-                        scope.spawn(move || self.write_groups(phase, lane, self.threads));
+                        scope.spawn(move || write(lane, self.threads));
                     }
                 });
             } else {
-                self.write_groups(phase, 0, 1);
+                write(0, 1);
             }
         }
         let mut buf = Vec::with_capacity(128);
@@ -766,57 +866,90 @@ impl UtxoSet {
         summary.best = best;
     }
 
-    /// Writes the changes of the shards `lane`, `lane + lanes`, … (sorted by shard): the coins of
-    /// one transaction (and output group) in one record write, deletes one by one.
-    fn write_groups(&self, changes: &[Change<'_>], lane: usize, lanes: usize) {
+    /// Writes the changes of the shards `lane`, `lane + lanes`, … (`starts[s]..starts[s + 1]` of
+    /// `sorted` are shard `s`'s): the coins of one transaction (and output group) in one record
+    /// write, deletes one by one.
+    fn write_shards<C: AsParts>(
+        &self,
+        sorted: &[Change],
+        starts: &[usize],
+        created: &[(OutPoint, C)],
+        spent: &[(OutPoint, Coin)],
+        lane: usize,
+        lanes: usize,
+    ) {
         let mut coins: Vec<(u32, CoinParts<'_>)> = Vec::new();
-        for group in changes.chunk_by(|a, b| a.0 == b.0) {
-            let shard_index = group[0].0;
-            if shard_index % lanes != lane {
+        for (shard_index, shard_lock) in self.shards.iter().enumerate().skip(lane).step_by(lanes) {
+            let changes = &sorted[starts[shard_index]..starts[shard_index + 1]];
+            if changes.is_empty() {
                 continue;
             }
-            let mut shard = write(&self.shards[shard_index]);
-            for run in group.chunk_by(|a, b| {
-                a.3.is_some() && a.1 == b.1 && a.2.txid == b.2.txid && a.2.group() == b.2.group()
-            }) {
-                let (_, hash, key, _) = &run[0];
-                coins.clear();
-                coins.extend(
-                    run.iter()
-                        .filter_map(|(_, _, k, coin)| coin.map(|c| (k.vout, c))),
-                );
-                if coins.is_empty() {
-                    shard.remove(*hash, key, false);
-                } else {
-                    shard.put(*hash, key, &coins, false);
+            let mut shard = write(shard_lock);
+            let mut rest = changes;
+            while let Some((first, tail)) = rest.split_first() {
+                if first.position & DELETE != 0 {
+                    let key = Key::of(&spent[(first.position & !DELETE) as usize].0);
+                    shard.remove(first.hash, &key, false);
+                    rest = tail;
+                    continue;
                 }
+                let (op, coin) = &created[first.position as usize];
+                let key = Key::of(op);
+                coins.clear();
+                coins.push((key.vout, coin.as_parts()));
+                let mut run = 1;
+                for next in tail {
+                    let (next_op, next_coin) = &created[next.position as usize];
+                    if next.hash != first.hash
+                        || next_op.txid != op.txid
+                        || Key::of(next_op).group() != key.group()
+                    {
+                        break;
+                    }
+                    coins.push((next_op.vout, next_coin.as_parts()));
+                    run += 1;
+                }
+                shard.put(first.hash, &key, &coins, false);
+                rest = &rest[run..];
             }
             shard.maintain();
         }
     }
 }
 
-/// One change of a commit: (shard, key hash, key, the new coin or `None` for a delete).
-type Change<'a> = (usize, u64, Key, Option<CoinParts<'a>>);
+/// One change of a commit: its key's hash and its position among the created coins, or
+/// [`DELETE`] `|` its position among the spent ones.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Change {
+    hash: u64,
+    position: u32,
+}
 
-/// `changes` ordered by shard (a stable counting sort: the order within a shard is kept).
-fn by_shard(changes: Vec<Change<'_>>, shards: usize) -> Vec<Change<'_>> {
-    let Some(&first) = changes.first() else {
-        return changes;
-    };
-    let mut next = vec![0usize; shards + 1];
-    for change in &changes {
-        next[change.0 + 1] += 1;
-    }
-    for shard in 0..shards {
-        next[shard + 1] += next[shard];
-    }
-    let mut sorted = vec![first; changes.len()];
-    for change in changes {
-        sorted[next[change.0]] = change;
-        next[change.0] += 1;
-    }
-    sorted
+/// The bit of [`Change::position`] that marks a delete.
+const DELETE: u32 = 1 << 31;
+
+/// A change's position (a block holds far fewer than 2^31 coins).
+#[allow(clippy::cast_possible_truncation)]
+fn position_of(position: usize) -> u32 {
+    debug_assert!(position < DELETE as usize);
+    position as u32
+}
+
+/// The commit's allocations, kept between blocks.
+#[derive(Default)]
+pub(crate) struct CommitBuffers {
+    changes: Vec<Change>,
+    sorted: Vec<Change>,
+    starts: Vec<usize>,
+}
+
+/// What the set's writer keeps between blocks.
+#[derive(Default)]
+struct WriterBuffers {
+    diff: DiffBuffers,
+    commit: CommitBuffers,
+    /// The warm-up pass's keys.
+    warm: Vec<(u64, Key)>,
 }
 
 #[cfg(all(test, not(loom)))]
@@ -887,7 +1020,7 @@ mod tests {
                     live.push(op);
                 }
             }
-            set.commit(
+            set.commit_fresh(
                 &ChangeSet {
                     created,
                     spent: Vec::new(),
@@ -899,7 +1032,7 @@ mod tests {
                 let op = live.swap_remove(rng.below(live.len()));
                 spent.push((op, set.get(&op).unwrap()));
             }
-            set.commit(
+            set.commit_fresh(
                 &ChangeSet {
                     created: Vec::new(),
                     spent,
@@ -1054,7 +1187,7 @@ mod tests {
                         for (o, c) in &dedup {
                             model.insert(*o, c.clone());
                         }
-                        set.commit(&ChangeSet { created: dedup, spent }, None);
+                        set.commit_fresh(&ChangeSet { created: dedup, spent }, None);
                     }
                 }
                 prop_assert_eq!(set.len(), model.len());
@@ -1196,7 +1329,7 @@ mod loom_models {
                         created: vec![(b, coin(5))],
                         spent: vec![(a, coin(5))],
                     };
-                    set.commit(&changes, None);
+                    set.commit_fresh(&changes, None);
                 })
             };
             let saw_a = set.get(&a).is_some();
@@ -1225,7 +1358,7 @@ mod loom_models {
                         created: vec![(OutPoint::null(), coin(1))],
                         spent: vec![],
                     };
-                    set.commit(&changes, Some((hash, 1)));
+                    set.commit_fresh(&changes, Some((hash, 1)));
                 })
             };
             let summary = lock(&set.summary);

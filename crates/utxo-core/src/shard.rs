@@ -428,6 +428,19 @@ impl Shard {
         decode(b, &Self::locate(b, key)?)
     }
 
+    /// Brings what a lookup of `key` reads into the cache: the index slots (`record` false), or
+    /// also the record (`record` true; the slots should be cached by then). Returns a byte read,
+    /// which the caller folds into a `black_box`, so the loads are made.
+    pub(crate) fn touch(&self, hash: u64, key: &Key, record: bool) -> u8 {
+        if !record {
+            return self.table.touch(hash);
+        }
+        match self.find(hash, key) {
+            Some((_, handle)) => self.arena.get(handle).first().copied().unwrap_or(0),
+            None => 0,
+        }
+    }
+
     /// Whether `key` is unspent.
     pub(crate) fn contains(&self, hash: u64, key: &Key) -> bool {
         self.find(hash, key)
