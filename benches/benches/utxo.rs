@@ -128,6 +128,13 @@ impl Workload {
         for (op, coin) in self.chain.initial_coins() {
             set.insert(op, coin);
         }
+        // The segment is mainnet-like at height 850,000: past BIP34's block, where Core (and the
+        // set, told so) skips the BIP30 lookups. `set_txids_precomputed_bip30` keeps them.
+        set.set_bip34_block(
+            utxo_core::ChainParams::default()
+                .bip34
+                .map(|(_, hash)| hash),
+        );
         set
     }
 
@@ -300,6 +307,26 @@ fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
             )
         });
     });
+    group.bench_function(
+        BenchmarkId::new("set_txids_precomputed_bip30", "1thread"),
+        |b| {
+            // BIP30 looked up for every new outpoint, as on regtest, signet and testnet4, or from
+            // height 1,983,702 on.
+            set.set_bip34_block(None);
+            b.iter_custom(|iters| {
+                timed_set(
+                    iters,
+                    || w.apply_with_txids(&set),
+                    |u| w.disconnect(&set, &u),
+                )
+            });
+            set.set_bip34_block(
+                utxo_core::ChainParams::default()
+                    .bip34
+                    .map(|(_, hash)| hash),
+            );
+        },
+    );
     group.bench_function(BenchmarkId::new("naive_hashmap", "1thread"), |b| {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;

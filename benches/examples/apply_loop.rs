@@ -35,6 +35,15 @@ fn main() {
     for (op, coin) in chain.initial_coins() {
         set.insert(op, coin);
     }
+    // A mainnet set past BIP34's block skips the BIP30 lookups below 1,983,702, as Core does;
+    // `L2BTC_BIP30=check` keeps them.
+    if std::env::var("L2BTC_BIP30").as_deref() != Ok("check") {
+        set.set_bip34_block(
+            utxo_core::ChainParams::default()
+                .bip34
+                .map(|(_, hash)| hash),
+        );
+    }
     let (first, blocks) = chain.blocks(4);
     let counts = ChainCounts::of(&blocks);
     let prepared: Vec<PreparedBlock> = blocks.into_iter().map(PreparedBlock::new).collect();

@@ -337,6 +337,8 @@ impl<S: CoinStore> CoinCache<S> {
                 height,
                 &self.params,
                 false,
+                // The cache does not track its chain's BIP34 block: BIP30 is always checked.
+                true,
                 connect::DiffBuffers::default(),
                 |op| self.get(op),
             )

@@ -504,13 +504,17 @@ fn output_value(tx: &Transaction, txid: Txid) -> Result<Amount, ApplyError> {
 /// the rules will read (spent outpoints, then new outpoints for BIP30) is looked up first in one
 /// tight pass, so the lookups' cache misses overlap; the rules then find them in the diff. The
 /// result is the same either way (the lookups read the set as it was before the block, and the
-/// spent and created slots keep their relative order).
+/// spent and created slots keep their relative order). Without `check_bip30` (see
+/// [`ChainParams::checks_bip30`]) new outpoints are not looked up: as in Core, where BIP34 rules
+/// out a repeated txid, an output is written without asking whether its outpoint is taken.
+#[allow(clippy::too_many_arguments)] // The rules' inputs; one caller each in set and cache.
 pub(crate) fn connect<'b, E>(
     block: &'b Block,
     txids: &[Txid],
     height: u32,
     params: &ChainParams,
     prefill: bool,
+    check_bip30: bool,
     buffers: DiffBuffers,
     mut lookup: impl FnMut(&OutPoint) -> Result<Option<Coin>, E>,
 ) -> Result<(Diff<'b>, PendingUndo), Failure<E, ApplyError>> {
@@ -534,6 +538,9 @@ pub(crate) fn connect<'b, E>(
             }
         }
         for (tx, &txid) in block.txdata.iter().zip(txids) {
+            if !check_bip30 {
+                break;
+            }
             for (vout, txout) in tx.output.iter().enumerate() {
                 let Ok(vout) = u32::try_from(vout) else { break };
                 if !is_unspendable(&txout.script_pubkey) {
@@ -611,8 +618,12 @@ pub(crate) fn connect<'b, E>(
             let outpoint = OutPoint { txid, vout };
             let position = match output_slots.next() {
                 Some(position) => position,
-                None => diff
+                None if check_bip30 => diff
                     .touch(&outpoint, &mut lookup)
+                    .map_err(Failure::Lookup)?,
+                // Only this block's own coins are seen (a repeated outpoint within the block).
+                None => diff
+                    .touch(&outpoint, &mut |_| Ok(None))
                     .map_err(Failure::Lookup)?,
             };
             debug_assert_eq!(diff.slots[position].outpoint, outpoint);
@@ -858,6 +869,7 @@ mod tests {
             &ids,
             height,
             &ChainParams::default(),
+            true,
             true,
             DiffBuffers::default(),
             lookup,

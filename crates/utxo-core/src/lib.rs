@@ -43,7 +43,7 @@ pub use coin::{Coin, SCRIPT_SIZE_MAX, is_unspendable};
 pub use compress::DecodeError;
 pub use connect::txids as block_txids;
 pub use error::{ApplyError, DisconnectError};
-pub use params::{COINBASE_MATURITY, ChainParams};
+pub use params::{BIP34_IMPLIES_BIP30_LIMIT, COINBASE_MATURITY, ChainParams};
 pub use prepared::PreparedBlock;
 pub use set::{
     Connected, PARALLEL_MIN_TXS, SHARDS_DEFAULT, SHARDS_MAX, SetOptions, THREADS_MAX, UtxoSet,

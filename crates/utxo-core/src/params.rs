@@ -6,6 +6,11 @@ use bitcoin::{Amount, BlockHash, Network};
 /// Blocks a coinbase output must wait before it can be spent (Core's `COINBASE_MATURITY`).
 pub const COINBASE_MATURITY: u32 = 100;
 
+/// Height from which BIP30 is checked again on a chain where BIP34 holds (Core's
+/// `BIP34_IMPLIES_BIP30_LIMIT`): coinbases mined before BIP34 may indicate this height or later,
+/// so a later block could repeat one of them.
+pub const BIP34_IMPLIES_BIP30_LIMIT: u32 = 1_983_702;
+
 /// The per-network rules that affect the UTXO set's bookkeeping.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChainParams {
@@ -14,6 +19,12 @@ pub struct ChainParams {
     /// Blocks at which a duplicate coinbase was allowed to overwrite an unspent one (BIP30's two
     /// historic mainnet exceptions), as (height, hash).
     pub bip30_exceptions: Vec<(u32, BlockHash)>,
+    /// The block at which BIP34 took effect, as (height, hash) (Core's `BIP34Height` and
+    /// `BIP34Hash`), on networks where such a block exists (mainnet, testnet3). On a chain holding
+    /// that block, a transaction cannot repeat an earlier txid below
+    /// [`BIP34_IMPLIES_BIP30_LIMIT`], so Core skips the BIP30 lookups there; see
+    /// [`ChainParams::checks_bip30`].
+    pub bip34: Option<(u32, BlockHash)>,
 }
 
 impl ChainParams {
@@ -28,6 +39,7 @@ impl ChainParams {
             Network::Regtest => ChainParams {
                 subsidy_halving_interval: 150,
                 bip30_exceptions: Vec::new(),
+                bip34: None,
             },
             Network::Bitcoin => ChainParams {
                 subsidy_halving_interval: 210_000,
@@ -45,10 +57,25 @@ impl ChainParams {
                         ),
                     ),
                 ],
+                bip34: Some((
+                    227_931,
+                    block_hash("000000000000024b89b42a942fe0d9fea3bb44ab7bd1b19115dd6a759c0808b8"),
+                )),
             },
+            Network::Testnet => ChainParams {
+                subsidy_halving_interval: 210_000,
+                bip30_exceptions: Vec::new(),
+                bip34: Some((
+                    21_111,
+                    block_hash("0000000023b3a96d3484e5abb3755c413e7d41500f8e2a5c3f0dd01299cd8ef8"),
+                )),
+            },
+            // Signet, testnet4: BIP34 from height 1 with no hash to match, so BIP30 is always
+            // checked (as on regtest).
             _ => ChainParams {
                 subsidy_halving_interval: 210_000,
                 bip30_exceptions: Vec::new(),
+                bip34: None,
             },
         }
     }
@@ -60,6 +87,31 @@ impl ChainParams {
             return Amount::ZERO;
         }
         Amount::from_sat((50 * 100_000_000u64) >> halvings)
+    }
+
+    /// Whether a block at `height` must have its new outpoints checked against BIP30, given the
+    /// hash of the block at [`ChainParams::bip34`]'s height on its chain (`None`: not known).
+    /// Core's `ConnectBlock` skips the check when that block is BIP34's and `height` is below
+    /// [`BIP34_IMPLIES_BIP30_LIMIT`]; everywhere else, and whenever the ancestor is unknown, it
+    /// applies.
+    ///
+    /// ```
+    /// use utxo_core::ChainParams;
+    /// let main = ChainParams::for_network(bitcoin::Network::Bitcoin);
+    /// let (_, bip34) = main.bip34.unwrap();
+    /// assert!(!main.checks_bip30(850_000, Some(&bip34)));
+    /// assert!(main.checks_bip30(850_000, None));
+    /// assert!(main.checks_bip30(2_000_000, Some(&bip34)));
+    /// ```
+    pub fn checks_bip30(&self, height: u32, bip34_ancestor: Option<&BlockHash>) -> bool {
+        match (&self.bip34, bip34_ancestor) {
+            (Some((bip34_height, bip34_hash)), Some(ancestor)) => {
+                height <= *bip34_height
+                    || ancestor != bip34_hash
+                    || height >= BIP34_IMPLIES_BIP30_LIMIT
+            }
+            _ => true,
+        }
     }
 
     /// Whether the block at `height` with `hash` may overwrite unspent coinbase outputs.
@@ -104,5 +156,36 @@ mod tests {
         );
         assert!(main.is_bip30_exception(91_842, &hash));
         assert!(!main.is_bip30_exception(91_843, &hash));
+    }
+
+    #[test]
+    fn bip30_is_skipped_only_between_bip34_and_its_limit_on_the_bip34_chain() {
+        let main = ChainParams::for_network(Network::Bitcoin);
+        let (height, hash) = main
+            .bip34
+            .unwrap_or_else(|| unreachable!("mainnet has BIP34"));
+        assert_eq!(height, 227_931);
+        let other = block_hash("00000000000a4d0a398161ffc163c503763b1f4360639393e0e4c8e300e0caec");
+        // At and below BIP34's block, and from the limit on: checked.
+        assert!(main.checks_bip30(height, Some(&hash)));
+        assert!(!main.checks_bip30(height + 1, Some(&hash)));
+        assert!(!main.checks_bip30(BIP34_IMPLIES_BIP30_LIMIT - 1, Some(&hash)));
+        assert!(main.checks_bip30(BIP34_IMPLIES_BIP30_LIMIT, Some(&hash)));
+        // Another chain, or an unknown ancestor: checked.
+        assert!(main.checks_bip30(height + 1, Some(&other)));
+        assert!(main.checks_bip30(height + 1, None));
+        // Networks without a BIP34 block: always checked.
+        let regtest = ChainParams::for_network(Network::Regtest);
+        assert!(regtest.checks_bip30(height + 1, Some(&hash)));
+        let signet = ChainParams::for_network(Network::Signet);
+        assert!(signet.checks_bip30(height + 1, Some(&hash)));
+        let testnet = ChainParams::for_network(Network::Testnet);
+        assert!(testnet.checks_bip30(21_112, None));
+        assert!(!testnet.checks_bip30(
+            21_112,
+            Some(&block_hash(
+                "0000000023b3a96d3484e5abb3755c413e7d41500f8e2a5c3f0dd01299cd8ef8"
+            ))
+        ));
     }
 }

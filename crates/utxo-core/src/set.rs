@@ -168,6 +168,9 @@ pub struct Connected {
 struct Summary {
     stats: UtxoStats,
     best: Option<(BlockHash, u32)>,
+    /// The hash of the block at BIP34's height on this set's chain, if known (see
+    /// [`UtxoSet::bip34_block`]).
+    bip34_block: Option<BlockHash>,
 }
 
 /// The concurrent, sharded UTXO set.
@@ -226,6 +229,7 @@ impl UtxoSet {
             summary: Mutex::new(Summary {
                 stats: UtxoStats::new(options.track_muhash),
                 best: None,
+                bip34_block: None,
             }),
             params: options.params,
             threads: options.threads.clamp(1, THREADS_MAX),
@@ -285,6 +289,30 @@ impl UtxoSet {
     /// Sets the best block (after loading a snapshot with [`UtxoSet::insert`]).
     pub fn set_best_block(&self, best: Option<(BlockHash, u32)>) {
         lock(&self.summary).best = best;
+    }
+
+    /// The hash of the block at [`ChainParams::bip34`]'s height on the chain this set follows, if
+    /// known: recorded when the set connects a block at that height (forgotten when it
+    /// disconnects it), or told by [`UtxoSet::set_bip34_block`]. While it is BIP34's block,
+    /// blocks below [`crate::BIP34_IMPLIES_BIP30_LIMIT`] skip the BIP30 lookups, as in Core
+    /// ([`ChainParams::checks_bip30`]).
+    pub fn bip34_block(&self) -> Option<BlockHash> {
+        lock(&self.summary).bip34_block
+    }
+
+    /// Tells a set that did not connect the block at BIP34's height itself (one loaded from a
+    /// snapshot or a store past it) which block its chain holds there, as Core reads it from its
+    /// block index. Unknown (`None`, the default) is always safe: BIP30 is then checked at every
+    /// height.
+    ///
+    /// ```
+    /// let set = utxo_core::UtxoSet::new();
+    /// let (_, hash) = utxo_core::ChainParams::default().bip34.unwrap();
+    /// set.set_bip34_block(Some(hash));
+    /// assert_eq!(set.bip34_block(), Some(hash));
+    /// ```
+    pub fn set_bip34_block(&self, hash: Option<BlockHash>) {
+        lock(&self.summary).bip34_block = hash;
     }
 
     /// Inserts a coin directly, bypassing the block rules (snapshot loading); returns the coin it
@@ -536,12 +564,16 @@ impl UtxoSet {
                     }
                 })
             };
+            let check_bip30 = self
+                .params
+                .checks_bip30(height, self.bip34_block().as_ref());
             let (mut diff, pending) = connect::connect(
                 block,
                 txids,
                 height,
                 &self.params,
                 !parallel,
+                check_bip30,
                 std::mem::take(&mut buffers.diff),
                 lookup,
             )
@@ -558,6 +590,9 @@ impl UtxoSet {
                 drawn.replaced,
                 Some((hash, height)),
             );
+            if self.params.bip34.is_some_and(|(h, _)| h == height) {
+                self.set_bip34_block(Some(hash));
+            }
             let undo = pending.finish(block, &diff, &mut drawn, !keep_changes);
             buffers.diff = diff.into_buffers();
             let changes = if keep_changes {
@@ -648,6 +683,9 @@ impl UtxoSet {
             .checked_sub(1)
             .map(|h| (block.header.prev_blockhash, h));
         self.commit(&mut buffers.commit, &changes, prev);
+        if self.params.bip34.is_some_and(|(h, _)| h == height) {
+            self.set_bip34_block(None);
+        }
         Ok(changes)
     }
 
