@@ -360,6 +360,25 @@ impl<B: Backend> Chain<B> {
     }
 }
 
+/// The hash of the block at `height` on the chain ending at `tip`, following `index`'s parent
+/// links (`None` when that chain is shorter or a header is missing): what Core's
+/// `CBlockIndex::GetAncestor` answers, e.g. for BIP34's block (`UtxoSet::set_bip34_block`).
+pub fn ancestor_at(
+    index: &HashMap<BlockHash, Entry>,
+    tip: BlockHash,
+    height: u32,
+) -> Option<BlockHash> {
+    let mut hash = tip;
+    loop {
+        let entry = index.get(&hash)?;
+        match entry.height.cmp(&height) {
+            std::cmp::Ordering::Equal => return Some(hash),
+            std::cmp::Ordering::Less => return None,
+            std::cmp::Ordering::Greater => hash = entry.prev,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,6 +413,41 @@ mod tests {
             path: PathBuf::from("t"),
             pos: Pos::Line(1),
         }
+    }
+
+    #[test]
+    fn ancestors_follow_parent_links_of_the_tip_s_chain() {
+        let g = bitcoin::constants::genesis_block(Network::Regtest);
+        let a = crate::testutil::mine_chain(&g, 0, 5, 1);
+        let b = crate::testutil::mine_chain(&a[1], 2, 3, 2);
+        let mut index = HashMap::new();
+        let mut add = |blk: &Block, height: u32| {
+            index.insert(
+                blk.block_hash(),
+                Entry {
+                    prev: blk.header.prev_blockhash,
+                    height,
+                    work: blk.header.work(),
+                },
+            );
+        };
+        add(&g, 0);
+        for (h, blk) in (1..).zip(&a) {
+            add(blk, h);
+        }
+        for (h, blk) in (3..).zip(&b) {
+            add(blk, h);
+        }
+        let a_tip = a[4].block_hash();
+        let b_tip = b[2].block_hash();
+        assert_eq!(ancestor_at(&index, a_tip, 5), Some(a_tip));
+        assert_eq!(ancestor_at(&index, a_tip, 3), Some(a[2].block_hash()));
+        assert_eq!(ancestor_at(&index, b_tip, 3), Some(b[0].block_hash()));
+        assert_eq!(ancestor_at(&index, b_tip, 2), Some(a[1].block_hash()));
+        assert_eq!(ancestor_at(&index, b_tip, 0), Some(g.block_hash()));
+        assert_eq!(ancestor_at(&index, b_tip, 6), None, "above the tip");
+        let unknown = <BlockHash as bitcoin::hashes::Hash>::from_byte_array([1; 32]);
+        assert_eq!(ancestor_at(&index, unknown, 0), None);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::commit;
 use crate::datadir::{self, Paths, StoreBackend};
 use crate::ingest;
 use crate::report::format_btc;
+use utxo_core::ChainParams;
 
 /// Options of `import-blocks`.
 pub struct ImportOptions<'a> {
@@ -43,6 +44,13 @@ pub fn import_blocks(
     } else {
         backend.store().tip().map(|t| t.hash)
     };
+    // A store resumed past BIP34's block: its set did not connect that block, so it is told which
+    // block its chain holds there (BIP30's lookups are skipped as in Core when it is BIP34's).
+    let bip34 = ChainParams::for_network(network)
+        .bip34
+        .zip(tip)
+        .and_then(|((height, _), tip)| crate::chain::ancestor_at(&index, tip, height));
+    backend.set().set_bip34_block(bip34);
     let mut chain = Chain::new(network, backend, o.stop_height);
     chain
         .restore(index, tip)

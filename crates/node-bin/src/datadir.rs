@@ -250,6 +250,11 @@ impl StoreBackend {
         &self.store
     }
 
+    /// The in-memory set standing on the store's tip.
+    pub fn set(&self) -> &UtxoSet {
+        &self.set
+    }
+
     /// Syncs headers, then group-commits the WAL, then reports what became durable (one stdout line
     /// each: `durable <height> <hash>` or `disconnected <height> <hash>`) and refreshes `stats.dat`.
     ///
