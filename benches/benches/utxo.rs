@@ -72,7 +72,7 @@ fn preloaded_coins() -> usize {
 }
 
 /// A pre-loaded set's coins and a segment of blocks spending them.
-struct Workload {
+pub(crate) struct Workload {
     chain: SynthChain,
     first: u32,
     blocks: Vec<Block>,
@@ -84,7 +84,7 @@ struct Workload {
 }
 
 impl Workload {
-    fn new(shape: TxShape, seed: u64) -> Workload {
+    pub(crate) fn new(shape: TxShape, seed: u64) -> Workload {
         let mut chain = SynthChain::new(SynthConfig {
             seed,
             txs_per_block: TXS_PER_BLOCK,
@@ -262,7 +262,7 @@ fn timed_on<T>(
     total
 }
 
-fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
+pub(crate) fn apply_group(c: &mut Criterion, name: &str, w: &Workload, extra: bool) {
     let set = w.set(false);
     let mut naive = w.naive();
     let base = stage_base(&set);
