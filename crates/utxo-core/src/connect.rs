@@ -4,6 +4,8 @@
 //! they would make; the caller commits it. So a failing block leaves every set exactly as it was, and
 //! the same rules serve the in-memory [`crate::UtxoSet`] and the bounded [`crate::CoinCache`].
 
+use std::cell::Cell;
+
 use bitcoin::hashes::{Hash, sha256d};
 use bitcoin::{Amount, Block, OutPoint, Transaction, TxOut, Txid};
 
@@ -56,6 +58,9 @@ pub(crate) struct Diff<'b> {
     /// Power-of-two sized, at most half full: `(position + 1) << 32 | hash bits`, 0 when empty.
     table: Vec<u64>,
     slots: Vec<Slot>,
+    /// The block's other temporary vectors, lent out while in use (a `Cell`: they come back
+    /// from [`PendingUndo::finish`], which only reads the diff).
+    scratch: Cell<Scratch>,
     /// The block whose outputs `After::Output` names (empty for a disconnect), and its height.
     txs: &'b [Transaction],
     height: u32,
@@ -125,6 +130,33 @@ impl NewCoin<'_> {
 pub(crate) struct DiffBuffers {
     table: Vec<u64>,
     slots: Vec<Slot>,
+    scratch: Scratch,
+}
+
+/// The per-block vectors of a connection besides the diff's own, all empty between uses: each is
+/// taken out where the block needs it and given back once it is done with (a block that fails,
+/// or a caller that keeps the drawn changes, keeps them and the next block allocates afresh).
+#[derive(Default)]
+struct Scratch {
+    /// The slots of the inputs, then of the outputs, in the rules pass's order (`prefill`).
+    input_slots: Vec<usize>,
+    output_slots: Vec<usize>,
+    /// [`PendingUndo::spent`].
+    undo: Vec<UndoCoin>,
+    /// [`Drawn::spent`], [`Drawn::created`] (its borrow of the block ended) and
+    /// [`Drawn::spent_at`].
+    spent: Vec<(OutPoint, Coin)>,
+    created: Vec<(OutPoint, NewCoin<'static>)>,
+    spent_at: Vec<u32>,
+}
+
+/// `v`'s allocation, emptied, for elements borrowing for another lifetime (collected in place:
+/// the same size and alignment, so no allocation).
+fn relabel<'x>(mut v: Vec<(OutPoint, NewCoin<'_>)>) -> Vec<(OutPoint, NewCoin<'x>)> {
+    v.clear();
+    // No element reaches the closure (`filter_map`, not a panicking `map`, to say so).
+    #[allow(clippy::unnecessary_filter_map)]
+    v.into_iter().filter_map(|_| None).collect()
 }
 
 impl<'b> Diff<'b> {
@@ -134,6 +166,7 @@ impl<'b> Diff<'b> {
         let DiffBuffers {
             mut table,
             mut slots,
+            scratch,
         } = buffers;
         let size = (2 * capacity).next_power_of_two().max(16);
         if table.len() != size {
@@ -144,6 +177,7 @@ impl<'b> Diff<'b> {
         Diff {
             table,
             slots,
+            scratch: Cell::new(scratch),
             txs,
             height,
         }
@@ -154,13 +188,18 @@ impl<'b> Diff<'b> {
         let Diff {
             mut table,
             mut slots,
+            scratch,
             ..
         } = self;
         for slot in &slots {
             table[slot.entry as usize] = 0;
         }
         slots.clear();
-        DiffBuffers { table, slots }
+        DiffBuffers {
+            table,
+            slots,
+            scratch: scratch.into_inner(),
+        }
     }
 
     /// The slot of `outpoint`, reading its coin through `lookup` on first touch.
@@ -280,12 +319,16 @@ impl<'b> Diff<'b> {
     /// (the block's outputs borrowed), with where each slot's old coin went and whether any
     /// outpoint is both spent and created.
     pub(crate) fn take_changes(&mut self) -> Drawn<'b> {
+        let scratch = self.scratch.get_mut();
         let mut drawn = Drawn {
-            spent: Vec::with_capacity(self.slots.len() / 2),
-            created: Vec::with_capacity(self.slots.len() / 2),
-            spent_at: vec![NOT_SPENT; self.slots.len()],
+            spent: std::mem::take(&mut scratch.spent),
+            created: relabel(std::mem::take(&mut scratch.created)),
+            spent_at: std::mem::take(&mut scratch.spent_at),
             replaced: false,
         };
+        drawn.spent.reserve(self.slots.len() / 2);
+        drawn.created.reserve(self.slots.len() / 2);
+        drawn.spent_at.resize(self.slots.len(), NOT_SPENT);
         let txs = self.txs;
         let code_base = self.height << 1;
         for (position, slot) in self.slots.iter_mut().enumerate() {
@@ -388,8 +431,9 @@ pub(crate) struct PendingUndo {
 }
 
 impl PendingUndo {
-    /// The block's undo data, its old coins cloned out of `drawn` (`take`: moved out, leaving
-    /// `drawn.spent` with empty coins, for callers that do not return the changes).
+    /// The block's undo data, its old coins cloned out of `drawn` (`take`: moved out, for callers
+    /// that do not return the changes: `drawn` is left empty, its vectors given back to `diff` for
+    /// the next block).
     pub(crate) fn finish(
         self,
         block: &Block,
@@ -397,7 +441,8 @@ impl PendingUndo {
         drawn: &mut Drawn<'_>,
         take: bool,
     ) -> BlockUndo {
-        let mut entries = self.spent.into_iter();
+        let mut spent = self.spent;
+        let mut entries = spent.drain(..);
         let mut txs = Vec::with_capacity(block.txdata.len().saturating_sub(1));
         for tx in block.txdata.iter().skip(1) {
             let mut coins = Vec::with_capacity(tx.input.len());
@@ -409,6 +454,17 @@ impl PendingUndo {
             }
             txs.push(TxUndo { spent: coins });
         }
+        drop(entries);
+        let mut scratch = diff.scratch.take();
+        scratch.undo = spent;
+        scratch.spent_at = std::mem::take(&mut drawn.spent_at);
+        scratch.spent_at.clear();
+        if take {
+            scratch.spent = std::mem::take(&mut drawn.spent);
+            scratch.spent.clear();
+            scratch.created = relabel(std::mem::take(&mut drawn.created));
+        }
+        diff.scratch.set(scratch);
         BlockUndo { txs }
     }
 }
@@ -524,8 +580,14 @@ pub(crate) fn connect<'b, E>(
     let mut diff = Diff::new(block.txdata.len() * 4, &block.txdata, height, buffers);
     // With `prefill`: the slot of every input, then of every new output, in the order the rules
     // pass takes them (so it need not find them again).
-    let mut input_slots = Vec::new();
-    let mut output_slots = Vec::new();
+    let scratch = diff.scratch.get_mut();
+    let mut input_slots = std::mem::take(&mut scratch.input_slots);
+    let mut output_slots = std::mem::take(&mut scratch.output_slots);
+    let mut undo = PendingUndo {
+        spent: std::mem::take(&mut scratch.undo),
+    };
+    undo.spent
+        .reserve(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum());
     if prefill {
         input_slots.reserve(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum());
         output_slots.reserve(block.txdata.iter().map(|tx| tx.output.len()).sum());
@@ -552,11 +614,8 @@ pub(crate) fn connect<'b, E>(
             }
         }
     }
-    let mut input_slots = input_slots.into_iter();
-    let mut output_slots = output_slots.into_iter();
-    let mut undo = PendingUndo {
-        spent: Vec::with_capacity(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum()),
-    };
+    let mut inputs = input_slots.drain(..);
+    let mut outputs = output_slots.drain(..);
     let mut fees = Amount::ZERO;
     for (index, (tx, &txid)) in block.txdata.iter().zip(txids).enumerate() {
         let is_coinbase = index == 0;
@@ -568,7 +627,7 @@ pub(crate) fn connect<'b, E>(
             let mut value_in = Amount::ZERO;
             for input in &tx.input {
                 let outpoint = input.previous_output;
-                let position = match input_slots.next() {
+                let position = match inputs.next() {
                     Some(position) => position,
                     None => diff
                         .touch(&outpoint, &mut lookup)
@@ -616,7 +675,7 @@ pub(crate) fn connect<'b, E>(
             let vout = u32::try_from(vout)
                 .map_err(|_| Failure::Rule(ApplyError::EmptyTransaction { txid }))?;
             let outpoint = OutPoint { txid, vout };
-            let position = match output_slots.next() {
+            let position = match outputs.next() {
                 Some(position) => position,
                 None if check_bip30 => diff
                     .touch(&outpoint, &mut lookup)
@@ -640,6 +699,10 @@ pub(crate) fn connect<'b, E>(
             );
         }
     }
+    drop((inputs, outputs));
+    let scratch = diff.scratch.get_mut();
+    scratch.input_slots = input_slots;
+    scratch.output_slots = output_slots;
     let coinbase = &block.txdata[0];
     let claimed = output_value(coinbase, txids[0]).map_err(Failure::Rule)?;
     let allowed = add_money(params.subsidy(height), fees).unwrap_or(Amount::MAX_MONEY);
@@ -720,6 +783,8 @@ pub(crate) fn disconnect<E>(
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
     use bitcoin::{ScriptBuf, Sequence, TxIn, TxOut, Witness, absolute, transaction};
     use proptest::prelude::*;
 
@@ -900,6 +965,219 @@ mod tests {
             drawn.into_changes(),
             ChangeSet::from_block(&block, height, &undo)
         );
+    }
+
+    /// Coins at height 1 and blocks from height 2 spending them, 2-in/2-out, about a third of the
+    /// inputs spending an output of the same block (some outputs unspendable).
+    #[allow(clippy::unwrap_used)] // A test helper outside `#[test]`.
+    fn random_blocks(seed: u64, count: usize, txs: usize) -> (HashMap<OutPoint, Coin>, Vec<Block>) {
+        let mut rng = crate::test_rng::Rng(seed);
+        let mut pool: Vec<(OutPoint, u64)> = Vec::new();
+        let mut coins = HashMap::new();
+        for i in 0..u32::try_from(count * txs * 2).unwrap() {
+            let op = OutPoint::new(Txid::from_byte_array([0xc0; 32]), i);
+            let coin = Coin {
+                amount: Amount::from_sat(10_000),
+                height: 1,
+                is_coinbase: false,
+                script_pubkey: ScriptBuf::from_bytes(vec![0x51; rng.below(40)]),
+            };
+            pool.push((op, coin.amount.to_sat()));
+            coins.insert(op, coin);
+        }
+        let blocks = (0..count)
+            .map(|k| {
+                let mut cb = tx(1, 1, 3, false);
+                cb.input[0] = TxIn {
+                    script_sig: ScriptBuf::from_bytes(k.to_le_bytes().to_vec()),
+                    ..TxIn::default()
+                };
+                let mut txdata = vec![cb];
+                let mut fresh: Vec<(OutPoint, u64)> = Vec::new();
+                for _ in 0..txs {
+                    let mut t = tx(2, 2, 0, false);
+                    let mut value = 0;
+                    for input in &mut t.input {
+                        let (op, v) = if !fresh.is_empty() && rng.below(3) == 0 {
+                            fresh.swap_remove(rng.below(fresh.len()))
+                        } else {
+                            pool.swap_remove(rng.below(pool.len()))
+                        };
+                        input.previous_output = op;
+                        value += v;
+                    }
+                    for output in &mut t.output {
+                        output.value = Amount::from_sat(value / 2);
+                        output.script_pubkey = if rng.below(10) == 0 {
+                            ScriptBuf::from_bytes(vec![0x6a, 1])
+                        } else {
+                            ScriptBuf::from_bytes(vec![0x52; rng.below(40)])
+                        };
+                    }
+                    let txid = t.compute_txid();
+                    for (vout, output) in (0..).zip(&t.output) {
+                        if !is_unspendable(&output.script_pubkey) {
+                            fresh.push((OutPoint::new(txid, vout), value / 2));
+                        }
+                    }
+                    txdata.push(t);
+                }
+                pool.extend(fresh);
+                Block {
+                    header: bitcoin::constants::genesis_block(bitcoin::Network::Regtest).header,
+                    txdata,
+                }
+            })
+            .collect();
+        (coins, blocks)
+    }
+
+    /// What one attempt of `apply_all` gave: the undo data and the drawn changes, or the error.
+    type Outcome = Result<(BlockUndo, ChangeSet), ApplyError>;
+
+    /// Connects `blocks` from height 2 to `coins` as the set does (the drawn changes committed,
+    /// then the undo data finished with `take`), a rejected block leaving the height and coins as
+    /// they were, each accepted block disconnected and connected again right away; with `reuse`
+    /// one `DiffBuffers` serves every block, else each gets fresh ones.
+    #[allow(clippy::unwrap_used)] // A test helper outside `#[test]`.
+    fn apply_all(
+        blocks: &[Block],
+        mut coins: HashMap<OutPoint, Coin>,
+        reuse: bool,
+        take: bool,
+    ) -> Vec<Outcome> {
+        let mut buffers = DiffBuffers::default();
+        let mut height = 2;
+        let mut outcomes = Vec::new();
+        let fresh = |buffers: &mut DiffBuffers| {
+            if reuse {
+                std::mem::take(buffers)
+            } else {
+                DiffBuffers::default()
+            }
+        };
+        for block in blocks {
+            for again in [false, true] {
+                let ids = txids(block);
+                let lookup = |op: &OutPoint| Ok::<_, ()>(coins.get(op).cloned());
+                let result = connect(
+                    block,
+                    &ids,
+                    height,
+                    &ChainParams::default(),
+                    true,
+                    fresh(&mut buffers),
+                    lookup,
+                );
+                let (mut diff, pending) = match result {
+                    Ok(ok) => ok,
+                    Err(Failure::Rule(e)) => {
+                        outcomes.push(Err(e));
+                        break;
+                    }
+                    Err(Failure::Lookup(())) => unreachable!(),
+                };
+                let mut drawn = diff.take_changes();
+                let changes = ChangeSet {
+                    created: drawn
+                        .created
+                        .iter()
+                        .map(|(op, new)| (*op, new.parts().to_coin()))
+                        .collect(),
+                    spent: drawn.spent.clone(),
+                };
+                let undo = pending.finish(block, &diff, &mut drawn, take);
+                if take {
+                    assert!(drawn.spent.is_empty() && drawn.created.is_empty());
+                } else {
+                    assert_eq!(drawn.into_changes(), changes);
+                }
+                buffers = diff.into_buffers();
+                let DiffBuffers {
+                    table,
+                    slots,
+                    scratch,
+                } = &buffers;
+                assert!(table.iter().all(|&e| e == 0) && slots.is_empty());
+                let Scratch {
+                    input_slots,
+                    output_slots,
+                    undo: pending,
+                    spent,
+                    created,
+                    spent_at,
+                } = scratch;
+                assert!(input_slots.is_empty() && output_slots.is_empty());
+                assert!(pending.is_empty() && spent.is_empty() && created.is_empty());
+                assert!(spent_at.is_empty());
+                if reuse {
+                    // Kept, not dropped (the drawn changes only when taken).
+                    assert!(input_slots.capacity() > 0 && output_slots.capacity() > 0);
+                    assert!(pending.capacity() > 0 && spent_at.capacity() > 0);
+                    assert_eq!(take, spent.capacity() > 0 && created.capacity() > 0);
+                }
+                for (op, _) in &changes.spent {
+                    coins.remove(op);
+                }
+                coins.extend(changes.created.iter().cloned());
+                outcomes.push(Ok((undo.clone(), changes)));
+                if again {
+                    height += 1;
+                    break;
+                }
+                // Disconnect it (in the same buffers) and connect it again.
+                let diff = disconnect(block, None, height, &undo, fresh(&mut buffers), |op| {
+                    Ok::<_, ()>(coins.get(op).cloned())
+                })
+                .map_err(|_| "disconnects")
+                .unwrap();
+                let mut diff = diff;
+                let inverse = diff.take_changes().into_changes();
+                buffers = diff.into_buffers();
+                for (op, _) in &inverse.spent {
+                    coins.remove(op);
+                }
+                coins.extend(inverse.created);
+            }
+        }
+        outcomes
+    }
+
+    /// One `DiffBuffers` serving every block (connects, disconnects, and a block rejected late in
+    /// its rules pass) comes back empty after each and gives the same undo data and changes as
+    /// fresh buffers, whether the drawn changes are kept or moved into the undo data.
+    #[test]
+    fn reused_buffers_serve_every_block_as_fresh_ones() {
+        let (coins, mut blocks) = random_blocks(7, 5, 300);
+        // Block 2 again with a last transaction spending a coin that does not exist, tried first.
+        let mut bad = blocks[2].clone();
+        let mut missing = tx(1, 1, 5, false);
+        missing.input[0].previous_output = OutPoint::new(Txid::from_byte_array([0xee; 32]), 0);
+        bad.txdata.push(missing);
+        blocks.insert(2, bad);
+        for take in [true, false] {
+            let fresh = apply_all(&blocks, coins.clone(), false, take);
+            assert!(matches!(fresh[4], Err(ApplyError::MissingInput { .. })));
+            assert_eq!(fresh.iter().filter(|o| o.is_ok()).count(), 10);
+            assert_eq!(apply_all(&blocks, coins.clone(), true, take), fresh);
+        }
+    }
+
+    /// A recycled vector keeps its allocation.
+    #[test]
+    fn relabel_keeps_the_allocation() {
+        let txout = TxOut {
+            value: Amount::ONE_SAT,
+            script_pubkey: ScriptBuf::new(),
+        };
+        let mut v: Vec<_> = (0..100)
+            .map(|_| (OutPoint::null(), NewCoin::Output(&txout, 0)))
+            .collect();
+        v.truncate(3);
+        let (ptr, capacity) = (v.as_ptr().cast::<u8>(), v.capacity());
+        let w: Vec<(OutPoint, NewCoin<'static>)> = relabel(v);
+        assert!(w.is_empty());
+        assert_eq!((w.as_ptr().cast::<u8>(), w.capacity()), (ptr, capacity));
     }
 
     proptest! {
