@@ -26,28 +26,32 @@ pub(crate) enum Failure<E, R> {
     Lookup(E),
 }
 
-/// One touched outpoint: its coin before the block and after it.
+/// One touched outpoint: its coin before the block and after it (96 bytes: a block's slots are
+/// read and written by every pass, so they are kept small).
 struct Slot {
     outpoint: OutPoint,
     before: Option<Coin>,
     after: After,
-    /// Spent by an input of this block (to tell a double spend from a missing coin).
-    spent_here: bool,
     /// Its entry in the diff's table.
     entry: u32,
+    /// Once the changes are drawn: the index in [`Drawn::spent`] its old coin moved to, or
+    /// [`NOT_SPENT`].
+    spent_at: u32,
 }
 
 /// A slot's coin after the block so far.
+#[derive(Clone, Copy)]
 enum After {
     /// Unchanged: the coin is `before` (which saves cloning every coin read).
     Same,
-    /// No coin (spent, or removed by a disconnect).
+    /// No coin: spent by an input of this block (in a connection, the only way a slot loses its
+    /// coin, which tells a double spend from a missing coin), or removed by a disconnect.
     Gone,
     /// Output `vout` of the block's transaction `tx`, created by this block: a reference, so
     /// its script is not copied until a caller asks for an owned coin.
     Output { tx: u32, vout: u32 },
-    /// An owned coin (restored by a disconnect).
-    Coin(Coin),
+    /// An owned coin restored by a disconnect: this entry of the diff's `restored`.
+    Coin(u32),
 }
 
 /// The net effect of a block on the outpoints it touches, in first-touch order: the touched slots
@@ -58,6 +62,8 @@ pub(crate) struct Diff<'b> {
     /// Power-of-two sized, at most half full: `(position + 1) << 32 | hash bits`, 0 when empty.
     table: Vec<u64>,
     slots: Vec<Slot>,
+    /// The coins `After::Coin` names.
+    restored: Vec<Coin>,
     /// The block's other temporary vectors, lent out while in use (a `Cell`: they come back
     /// from [`PendingUndo::finish`], which only reads the diff).
     scratch: Cell<Scratch>,
@@ -130,6 +136,7 @@ impl NewCoin<'_> {
 pub(crate) struct DiffBuffers {
     table: Vec<u64>,
     slots: Vec<Slot>,
+    restored: Vec<Coin>,
     scratch: Scratch,
 }
 
@@ -143,11 +150,9 @@ struct Scratch {
     output_slots: Vec<usize>,
     /// [`PendingUndo::spent`].
     undo: Vec<UndoCoin>,
-    /// [`Drawn::spent`], [`Drawn::created`] (its borrow of the block ended) and
-    /// [`Drawn::spent_at`].
+    /// [`Drawn::spent`] and [`Drawn::created`] (its borrow of the block ended).
     spent: Vec<(OutPoint, Coin)>,
     created: Vec<(OutPoint, NewCoin<'static>)>,
-    spent_at: Vec<u32>,
 }
 
 /// `v`'s allocation, emptied, for elements borrowing for another lifetime (collected in place:
@@ -166,8 +171,10 @@ impl<'b> Diff<'b> {
         let DiffBuffers {
             mut table,
             mut slots,
+            mut restored,
             scratch,
         } = buffers;
+        restored.clear();
         let size = (2 * capacity).next_power_of_two().max(16);
         if table.len() != size {
             table = vec![0; size];
@@ -177,6 +184,7 @@ impl<'b> Diff<'b> {
         Diff {
             table,
             slots,
+            restored,
             scratch: Cell::new(scratch),
             txs,
             height,
@@ -188,9 +196,11 @@ impl<'b> Diff<'b> {
         let Diff {
             mut table,
             mut slots,
+            mut restored,
             scratch,
             ..
         } = self;
+        restored.clear();
         for slot in &slots {
             table[slot.entry as usize] = 0;
         }
@@ -198,6 +208,7 @@ impl<'b> Diff<'b> {
         DiffBuffers {
             table,
             slots,
+            restored,
             scratch: scratch.into_inner(),
         }
     }
@@ -235,9 +246,9 @@ impl<'b> Diff<'b> {
             outpoint: *outpoint,
             before,
             after: After::Same,
-            spent_here: false,
             #[allow(clippy::cast_possible_truncation)] // The table is far below 2^32 entries.
             entry: i as u32,
+            spent_at: NOT_SPENT,
         });
         self.table[i] = ((position as u64 + 1) << 32) | bits;
         if 2 * self.slots.len() > self.table.len() {
@@ -277,7 +288,7 @@ impl<'b> Diff<'b> {
                 self.height,
                 *tx == 0,
             )),
-            After::Coin(coin) => Some(coin.parts()),
+            After::Coin(i) => self.restored.get(*i as usize).map(Coin::parts),
         }
     }
 
@@ -298,9 +309,8 @@ impl<'b> Diff<'b> {
     /// are drawn (no clone).
     fn spend(&mut self, position: usize) -> UndoCoin {
         let after = std::mem::replace(&mut self.slots[position].after, After::Gone);
-        self.slots[position].spent_here = true;
         match after {
-            After::Coin(coin) => UndoCoin::Owned(coin),
+            After::Coin(i) => UndoCoin::Owned(take_restored(&mut self.restored, i)),
             After::Output { .. } => UndoCoin::Owned(
                 self.coin_of(&after, None)
                     .map_or_else(empty_coin, CoinParts::to_coin),
@@ -308,6 +318,14 @@ impl<'b> Diff<'b> {
             #[allow(clippy::cast_possible_truncation)] // A block touches far fewer than 2^32 slots.
             After::Same | After::Gone => UndoCoin::Slot(position as u32),
         }
+    }
+
+    /// Restores the coin of a slot (a disconnect's).
+    fn restore(&mut self, position: usize, coin: Coin) {
+        #[allow(clippy::cast_possible_truncation)] // A block touches far fewer than 2^32 slots.
+        let i = self.restored.len() as u32;
+        self.restored.push(coin);
+        self.set(position, After::Coin(i));
     }
 
     /// The net changes: coins that leave (with their old value) and coins that enter.
@@ -323,15 +341,13 @@ impl<'b> Diff<'b> {
         let mut drawn = Drawn {
             spent: std::mem::take(&mut scratch.spent),
             created: relabel(std::mem::take(&mut scratch.created)),
-            spent_at: std::mem::take(&mut scratch.spent_at),
             replaced: false,
         };
         drawn.spent.reserve(self.slots.len() / 2);
         drawn.created.reserve(self.slots.len() / 2);
-        drawn.spent_at.resize(self.slots.len(), NOT_SPENT);
         let txs = self.txs;
         let code_base = self.height << 1;
-        for (position, slot) in self.slots.iter_mut().enumerate() {
+        for slot in &mut self.slots {
             let after = std::mem::replace(&mut slot.after, After::Same);
             let new = match after {
                 After::Same => continue,
@@ -340,7 +356,7 @@ impl<'b> Diff<'b> {
                     &txs[tx as usize].output[vout as usize],
                     code_base | u32::from(tx == 0),
                 )),
-                After::Coin(coin) => Some(NewCoin::Owned(coin)),
+                After::Coin(i) => Some(NewCoin::Owned(take_restored(&mut self.restored, i))),
             };
             let unchanged = match (&slot.before, &new) {
                 (None, None) => true,
@@ -349,8 +365,11 @@ impl<'b> Diff<'b> {
             };
             if unchanged {
                 // Put an owned coin back where `before` is read (the undo of a spend may).
-                if let Some(NewCoin::Owned(coin)) = new {
-                    slot.after = After::Coin(coin);
+                if let (Some(NewCoin::Owned(coin)), After::Coin(i)) = (new, after)
+                    && let Some(place) = self.restored.get_mut(i as usize)
+                {
+                    *place = coin;
+                    slot.after = after;
                 }
                 continue;
             }
@@ -358,7 +377,7 @@ impl<'b> Diff<'b> {
             if let Some(old) = slot.before.take() {
                 #[allow(clippy::cast_possible_truncation)] // Fewer spends than slots.
                 let at = drawn.spent.len() as u32;
-                drawn.spent_at[position] = at;
+                slot.spent_at = at;
                 drawn.spent.push((slot.outpoint, old));
             }
             if let Some(new) = new {
@@ -369,7 +388,7 @@ impl<'b> Diff<'b> {
     }
 }
 
-/// `Drawn::spent_at` of a slot whose old coin stayed in it.
+/// `Slot::spent_at` of a slot whose old coin stayed in it.
 const NOT_SPENT: u32 = u32::MAX;
 
 /// A diff's changes, drawn out by [`Diff::take_changes`].
@@ -378,8 +397,6 @@ pub(crate) struct Drawn<'b> {
     pub(crate) spent: Vec<(OutPoint, Coin)>,
     /// Coins that enter the set.
     pub(crate) created: Vec<(OutPoint, NewCoin<'b>)>,
-    /// Per slot: the index in `spent` its old coin moved to, or [`NOT_SPENT`].
-    spent_at: Vec<u32>,
     /// Whether an outpoint is both spent and created (BIP30's exception blocks only).
     pub(crate) replaced: bool,
 }
@@ -387,11 +404,9 @@ pub(crate) struct Drawn<'b> {
 impl Drawn<'_> {
     /// The old coin of slot `position` of `diff`: moved out of `spent` (`take`) or cloned.
     fn old_coin(&mut self, diff: &Diff<'_>, position: usize, take: bool) -> Coin {
-        match self.spent_at[position] {
-            NOT_SPENT => diff.slots[position]
-                .before
-                .clone()
-                .unwrap_or_else(empty_coin),
+        let slot = &diff.slots[position];
+        match slot.spent_at {
+            NOT_SPENT => slot.before.clone().unwrap_or_else(empty_coin),
             at => {
                 let old = &mut self.spent[at as usize].1;
                 if take {
@@ -457,8 +472,6 @@ impl PendingUndo {
         drop(entries);
         let mut scratch = diff.scratch.take();
         scratch.undo = spent;
-        scratch.spent_at = std::mem::take(&mut drawn.spent_at);
-        scratch.spent_at.clear();
         if take {
             scratch.spent = std::mem::take(&mut drawn.spent);
             scratch.spent.clear();
@@ -467,6 +480,13 @@ impl PendingUndo {
         diff.scratch.set(scratch);
         BlockUndo { txs }
     }
+}
+
+/// Moves restored coin `i` out of `restored`.
+fn take_restored(restored: &mut [Coin], i: u32) -> Coin {
+    restored
+        .get_mut(i as usize)
+        .map_or_else(empty_coin, |coin| std::mem::replace(coin, empty_coin()))
 }
 
 /// A coin without a heap script, left where one was moved out.
@@ -637,8 +657,7 @@ pub(crate) fn connect<'b, E>(
                 let coin = match diff.current(position) {
                     Some(coin) => coin,
                     None => {
-                        let spent_here = diff.slots[position].spent_here;
-                        let err = if spent_here {
+                        let err = if matches!(diff.slots[position].after, After::Gone) {
                             ApplyError::DoubleSpend { txid, outpoint }
                         } else {
                             ApplyError::MissingInput { txid, outpoint }
@@ -774,7 +793,7 @@ pub(crate) fn disconnect<E>(
                     outpoint,
                 }));
             }
-            diff.set(position, After::Coin(coin.clone()));
+            diff.restore(position, coin.clone());
         }
     }
     Ok(diff)
@@ -1096,24 +1115,23 @@ mod tests {
                 let DiffBuffers {
                     table,
                     slots,
+                    restored,
                     scratch,
                 } = &buffers;
-                assert!(table.iter().all(|&e| e == 0) && slots.is_empty());
+                assert!(table.iter().all(|&e| e == 0) && slots.is_empty() && restored.is_empty());
                 let Scratch {
                     input_slots,
                     output_slots,
                     undo: pending,
                     spent,
                     created,
-                    spent_at,
                 } = scratch;
                 assert!(input_slots.is_empty() && output_slots.is_empty());
                 assert!(pending.is_empty() && spent.is_empty() && created.is_empty());
-                assert!(spent_at.is_empty());
                 if reuse {
                     // Kept, not dropped (the drawn changes only when taken).
                     assert!(input_slots.capacity() > 0 && output_slots.capacity() > 0);
-                    assert!(pending.capacity() > 0 && spent_at.capacity() > 0);
+                    assert!(pending.capacity() > 0);
                     assert_eq!(take, spent.capacity() > 0 && created.capacity() > 0);
                 }
                 for (op, _) in &changes.spent {
@@ -1134,6 +1152,8 @@ mod tests {
                 let mut diff = diff;
                 let inverse = diff.take_changes().into_changes();
                 buffers = diff.into_buffers();
+                assert!(buffers.restored.is_empty());
+                assert!(buffers.restored.capacity() > 0);
                 for (op, _) in &inverse.spent {
                     coins.remove(op);
                 }
@@ -1161,6 +1181,12 @@ mod tests {
             assert_eq!(fresh.iter().filter(|o| o.is_ok()).count(), 10);
             assert_eq!(apply_all(&blocks, coins.clone(), true, take), fresh);
         }
+    }
+
+    /// A slot stays small.
+    #[test]
+    fn slot_size() {
+        assert!(std::mem::size_of::<Slot>() <= 96);
     }
 
     /// A recycled vector keeps its allocation.
