@@ -155,6 +155,17 @@ struct Scratch {
     created: Vec<(OutPoint, NewCoin<'static>)>,
 }
 
+/// Makes room for `additional` elements in `v`, which is empty: a new allocation when the old one
+/// is too small (growing it would copy the old allocation's bytes, all of them stale).
+fn reserve_empty<T>(v: &mut Vec<T>, additional: usize) {
+    debug_assert!(v.is_empty());
+    if v.capacity() < additional {
+        let capacity = additional.max(2 * v.capacity());
+        *v = Vec::new();
+        *v = Vec::with_capacity(capacity);
+    }
+}
+
 /// `v`'s allocation, emptied, for elements borrowing for another lifetime (collected in place:
 /// the same size and alignment, so no allocation).
 fn relabel<'x>(mut v: Vec<(OutPoint, NewCoin<'_>)>) -> Vec<(OutPoint, NewCoin<'x>)> {
@@ -180,7 +191,7 @@ impl<'b> Diff<'b> {
             table = vec![0; size];
         }
         slots.clear();
-        slots.reserve(capacity);
+        reserve_empty(&mut slots, capacity);
         Diff {
             table,
             slots,
@@ -343,8 +354,8 @@ impl<'b> Diff<'b> {
             created: relabel(std::mem::take(&mut scratch.created)),
             replaced: false,
         };
-        drawn.spent.reserve(self.slots.len() / 2);
-        drawn.created.reserve(self.slots.len() / 2);
+        reserve_empty(&mut drawn.spent, self.slots.len() / 2);
+        reserve_empty(&mut drawn.created, self.slots.len() / 2);
         let txs = self.txs;
         let code_base = self.height << 1;
         for slot in &mut self.slots {
@@ -410,7 +421,13 @@ impl Drawn<'_> {
             at => {
                 let old = &mut self.spent[at as usize].1;
                 if take {
-                    std::mem::replace(old, empty_coin())
+                    // Only the script is moved out (the rest is copied).
+                    Coin {
+                        amount: old.amount,
+                        height: old.height,
+                        is_coinbase: old.is_coinbase,
+                        script_pubkey: std::mem::take(&mut old.script_pubkey),
+                    }
                 } else {
                     old.clone()
                 }
@@ -606,11 +623,19 @@ pub(crate) fn connect<'b, E>(
     let mut undo = PendingUndo {
         spent: std::mem::take(&mut scratch.undo),
     };
-    undo.spent
-        .reserve(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum());
+    reserve_empty(
+        &mut undo.spent,
+        block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum(),
+    );
     if prefill {
-        input_slots.reserve(block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum());
-        output_slots.reserve(block.txdata.iter().map(|tx| tx.output.len()).sum());
+        reserve_empty(
+            &mut input_slots,
+            block.txdata.iter().skip(1).map(|tx| tx.input.len()).sum(),
+        );
+        reserve_empty(
+            &mut output_slots,
+            block.txdata.iter().map(|tx| tx.output.len()).sum(),
+        );
         for tx in block.txdata.iter().skip(1) {
             for input in &tx.input {
                 input_slots.push(
@@ -1187,6 +1212,20 @@ mod tests {
     #[test]
     fn slot_size() {
         assert!(std::mem::size_of::<Slot>() <= 96);
+    }
+
+    /// An empty vector large enough keeps its allocation; one too small gets a new one, of at
+    /// least twice its old capacity.
+    #[test]
+    fn reserve_empty_keeps_or_replaces() {
+        let mut v: Vec<u64> = Vec::with_capacity(100);
+        let ptr = v.as_ptr();
+        reserve_empty(&mut v, 100);
+        assert_eq!(v.as_ptr(), ptr);
+        reserve_empty(&mut v, 101);
+        assert!(v.is_empty() && v.capacity() >= 200);
+        reserve_empty(&mut v, 1_000);
+        assert!(v.capacity() >= 1_000);
     }
 
     /// A recycled vector keeps its allocation.
