@@ -1110,6 +1110,7 @@ mod tests {
                     height,
                     &ChainParams::default(),
                     true,
+                    true,
                     fresh(&mut buffers),
                     lookup,
                 );
