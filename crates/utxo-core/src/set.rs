@@ -37,6 +37,11 @@ pub const SHARDS_DEFAULT: usize = 64;
 pub const SHARDS_MAX: usize = 4096;
 /// Most threads a set may use for one block.
 pub const THREADS_MAX: usize = 64;
+/// How many lookups ahead a block's lookup warms a spent coin's index slot.
+const WARM_INDEX_AHEAD: usize = 16;
+/// How many lookups ahead it warms the coin's record (its index slot is cached by then).
+const WARM_RECORD_AHEAD: usize = 8;
+
 /// Smallest block (in transactions) worth spreading over threads.
 pub const PARALLEL_MIN_TXS: usize = 256;
 
@@ -545,16 +550,53 @@ impl UtxoSet {
             } else {
                 self.shards.iter().map(read).collect()
             };
+            // The spent coins' keys and hashes, in the order the rules' first pass looks them
+            // up: each lookup warms the index slot of the key `WARM_INDEX_AHEAD` later and the
+            // record of the key `WARM_RECORD_AHEAD` later, so their cache misses overlap with
+            // the lookups in between instead of each lookup waiting for its own.
+            let mut warm_keys = std::mem::take(&mut buffers.warm);
+            let keys = &mut warm_keys;
+            keys.clear();
             if !held.is_empty() {
-                self.warm(&held, block, txids, &mut buffers.warm);
+                for tx in block.txdata.iter().skip(1) {
+                    for input in &tx.input {
+                        let key = Key::of(&input.previous_output);
+                        keys.push((self.hash_of(&key), key));
+                    }
+                }
+                // Each new transaction's index slot (BIP30's lookup, or the commit's insert).
+                let mut sink = 0u8;
+                for &txid in txids {
+                    let key = Key {
+                        txid: txid.to_byte_array(),
+                        vout: 0,
+                    };
+                    let hash = self.hash_of(&key);
+                    sink ^= held[self.shard_index(hash)].touch(hash, &key, false);
+                }
+                std::hint::black_box(sink);
             }
+            let keys = &keys[..];
+            let mut next_key = 0;
+            let mut sink = 0u8;
             let lookup = |op: &OutPoint| {
                 Ok::<_, Infallible>(if let Some(first) = held.first() {
                     let key = Key::of(op);
-                    let hash = self.hash_of(&key);
-                    held.get(self.shard_index(hash))
-                        .unwrap_or(first)
-                        .get(hash, &key)
+                    let shard = |hash: u64| held.get(self.shard_index(hash)).unwrap_or(first);
+                    let hash = match keys.get(next_key) {
+                        Some((hash, k)) if *k == key => {
+                            if let Some((h, k)) = keys.get(next_key + WARM_INDEX_AHEAD) {
+                                sink ^= shard(*h).touch(*h, k, false);
+                            }
+                            if let Some((h, k)) = keys.get(next_key + WARM_RECORD_AHEAD) {
+                                sink ^= shard(*h).touch(*h, k, true);
+                            }
+                            next_key += 1;
+                            *hash
+                        }
+                        _ => self.hash_of(&key),
+                    };
+                    shard(hash).get(hash, &key)
                 } else if prefetched.is_empty() {
                     self.get(op)
                 } else {
@@ -581,6 +623,8 @@ impl UtxoSet {
                 Failure::Rule(e) => e,
                 Failure::Lookup(never) => match never {},
             })?;
+            std::hint::black_box(sink);
+            buffers.warm = warm_keys;
             drop(held);
             let mut drawn = diff.take_changes();
             self.commit_with(
@@ -742,42 +786,6 @@ impl UtxoSet {
             }
         });
         map
-    }
-
-    /// Brings the index slots and records the lookups of `block` will read into the cache, in
-    /// two passes of independent loads (every spent coin's index slot, then its record, and each
-    /// new transaction's index slot for the BIP30 check), so their cache misses overlap instead
-    /// of each lookup waiting for its own two in turn.
-    fn warm(
-        &self,
-        held: &[impl std::ops::Deref<Target = Shard>],
-        block: &Block,
-        txids: &[Txid],
-        keys: &mut Vec<(u64, Key)>,
-    ) {
-        keys.clear();
-        for tx in block.txdata.iter().skip(1) {
-            for input in &tx.input {
-                let key = Key::of(&input.previous_output);
-                keys.push((self.hash_of(&key), key));
-            }
-        }
-        let spends = keys.len();
-        for &txid in txids {
-            let key = Key {
-                txid: txid.to_byte_array(),
-                vout: 0,
-            };
-            keys.push((self.hash_of(&key), key));
-        }
-        let mut sink = 0u8;
-        for (hash, key) in keys.iter() {
-            sink ^= held[self.shard_index(*hash)].touch(*hash, key, false);
-        }
-        for (hash, key) in &keys[..spends] {
-            sink ^= held[self.shard_index(*hash)].touch(*hash, key, true);
-        }
-        std::hint::black_box(sink);
     }
 
     /// Writes a diff: inserts first, then deletes, one shard lock at a time (shards spread over
