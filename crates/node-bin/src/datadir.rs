@@ -378,6 +378,13 @@ impl Backend for StoreBackend {
         }
         self.set
             .set_best_block(height.checked_sub(1).map(|h| (stored.prev_hash, h)));
+        // As `UtxoSet::disconnect_block` does: the chain no longer holds a block at BIP34's height.
+        if ChainParams::for_network(self.store.network())
+            .bip34
+            .is_some_and(|(h, _)| h == height)
+        {
+            self.set.set_bip34_block(None);
+        }
         self.push(ack, Event::Disconnected(height, hash));
         self.maybe_commit()
     }

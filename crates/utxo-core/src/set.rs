@@ -310,6 +310,10 @@ impl UtxoSet {
     /// block index. Unknown (`None`, the default) is always safe: BIP30 is then checked at every
     /// height.
     ///
+    /// Told wrongly (a chain that does not hold BIP34's block there), a repeated txid would be
+    /// written over an unspent coin without the check, as Core's `AddCoin` does when it skips
+    /// BIP30; the incremental statistics would then still count the overwritten coin.
+    ///
     /// ```
     /// let set = utxo_core::UtxoSet::new();
     /// let (_, hash) = utxo_core::ChainParams::default().bip34.unwrap();
