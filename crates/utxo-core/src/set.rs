@@ -143,7 +143,10 @@ pub struct SetOptions {
     /// 421k → 242k tx/s), mainnet mix 0.77-1.09× (303k → 329k, 246k → 191k tx/s), because the
     /// spawns, the prefetch map and the shard hand-off cost about what the txids and lookups they
     /// spread save, and the one-thread path looks its coins up in one tight pass instead (measured
-    /// then with a warm-up pass; since 2026-12-02 the one-thread path is faster still). Hence the
+    /// then with a warm-up pass; since 2026-12-02 the one-thread path is faster still). On
+    /// 2026-12-02 (third session) 2 threads gave 1.28x on 2-in/2-out (664k against 519k tx/s,
+    /// both hashing txids) and 1.02x on the mainnet mix, but one thread with txids computed
+    /// beforehand (`apply_prepared`, as `l2btc` does on its reader thread) ran 786k. Hence the
     /// default of 1. The second core pays elsewhere: as a MuHash pipeline stage
     /// (`track_muhash: false`) and for concurrent readers.
     pub threads: usize,
